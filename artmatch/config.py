@@ -1,0 +1,111 @@
+"""Settings: one object, read once from ARTMATCH_* environment variables (and a .env file).
+
+Nested groups use a double underscore: ``ARTMATCH_STORAGE__BACKEND=local``,
+``ARTMATCH_EMBEDDER__NAME=efficientnet-lite0``. Nothing else in the code base reads the
+environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_data_path
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "EmbedderSettings",
+    "IndexSettings",
+    "MatchSettings",
+    "Settings",
+    "StorageSettings",
+    "get_settings",
+]
+
+
+def _default_home() -> Path:
+    return user_data_path("artmatch", appauthor=False)
+
+
+class StorageSettings(BaseModel):
+    #: Blob store backend, by registry name ("local", "memory"; "s3" once installed).
+    backend: str = "local"
+    #: Directory of the local blob store; default: <home>/blobs.
+    path: Path | None = None
+    #: SQLAlchemy URL of the catalogue; default: sqlite file <home>/catalogue.sqlite3.
+    database_url: str | None = None
+    #: Longest side of the stored thumbnails, in pixels.
+    thumbnail_px: int = Field(default=256, ge=32, le=1024)
+    #: S3 / MinIO backend ("s3"): endpoint as host:port, no scheme.
+    s3_endpoint: str | None = None
+    s3_bucket: str = "artmatch"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool = True
+    s3_region: str | None = None
+    #: Lifetime of presigned photo URLs, in seconds.
+    s3_url_expiry_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+
+class EmbedderSettings(BaseModel):
+    #: Registry name of the embedder: "efficientnet-lite0" or "torchvision:<arch>".
+    name: str = "efficientnet-lite0"
+    #: Weights file for torchvision backbones (never downloaded).
+    weights_path: Path | None = None
+    #: Photos embedded per forward pass.
+    batch_size: int = Field(default=16, ge=1, le=256)
+    #: CPU threads torch may use; 0 = torch's default.
+    threads: int = Field(default=0, ge=0)
+
+
+class IndexSettings(BaseModel):
+    #: Directory of the FAISS files; default: <home>/index.
+    path: Path | None = None
+
+
+class MatchSettings(BaseModel):
+    #: Cosine similarity at or above which a candidate counts as a match (see README,
+    #: "How the settings were chosen").
+    threshold: float = Field(default=0.62, ge=-1.0, le=1.0)
+    #: Photo neighbours fetched per object returned, before aggregating per object.
+    photos_per_object: int = Field(default=4, ge=1, le=64)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ARTMATCH_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    #: Where the embedded default keeps its catalogue, photos and index.
+    home: Path = Field(default_factory=_default_home)
+    storage: StorageSettings = StorageSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    index: IndexSettings = IndexSettings()
+    match: MatchSettings = MatchSettings()
+    #: Largest image accepted, in pixels (width x height); larger is refused as a
+    #: decompression bomb.
+    max_image_pixels: int = Field(default=90_000_000, ge=1)
+    #: Largest upload accepted, in bytes.
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+
+    @property
+    def blob_path(self) -> Path:
+        return self.storage.path or self.home / "blobs"
+
+    @property
+    def index_path(self) -> Path:
+        return self.index.path or self.home / "index"
+
+    @property
+    def database_url(self) -> str:
+        return self.storage.database_url or f"sqlite:///{self.home / 'catalogue.sqlite3'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once. Tests build their own ``Settings`` instead."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""What keeps things: blob stores, the catalogue database, vector-index files."""
