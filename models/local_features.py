@@ -1,0 +1,218 @@
+"""Local features for the second, geometric stage of matching.
+
+A `LocalFeatures` value holds keypoints in the *original* image's pixel coordinates (so a box or
+transform computed from them applies to the photo the user uploaded, whatever size we worked
+at) plus one descriptor per keypoint. It serialises to a compact blob for the catalogue DB.
+
+Method choice (measured with `scripts/measure_verification.py`): RootSIFT. ORB was faster to
+extract but separated true from false pairs much worse on phone photos of paintings; AKAZE is
+not shipped in OpenCV 5's main module. SIFT descriptors are stored as uint8 (OpenCV saturates
+them to 0..255 integers, so this is lossless) and the RootSIFT mapping is applied at match time,
+which keeps blobs small and lets the same blob serve plain SIFT too.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from artmatch.errors import InvalidInput
+
+__all__ = [
+    "DEFAULT_MAX_KEYPOINTS",
+    "DEFAULT_MAX_SIDE",
+    "DEFAULT_METHOD",
+    "METHODS",
+    "LocalFeatures",
+    "extract_local_features",
+    "matching_descriptors",
+    "mirror_descriptors",
+]
+
+METHODS = ("rootsift", "sift", "orb")
+DEFAULT_METHOD = "rootsift"
+DEFAULT_MAX_SIDE = 800
+DEFAULT_MAX_KEYPOINTS = 1500
+
+_FORMAT_VERSION = 1
+# Below this the detectors find almost nothing and the resize arithmetic gets silly.
+_MIN_SIDE = 16
+
+
+@dataclass(frozen=True, eq=False)
+class LocalFeatures:
+    """Keypoints (float32 Nx2, original pixels) and descriptors (NxD) of one image."""
+
+    keypoints: np.ndarray
+    descriptors: np.ndarray
+    width: int
+    height: int
+    method: str
+    #: Original pixels per working pixel; geometric tolerances scale with it.
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidInput(f"unknown local feature method {self.method!r}; valid: {METHODS}")
+        kp = np.asarray(self.keypoints, dtype=np.float32).reshape(-1, 2)
+        desc = np.asarray(self.descriptors)
+        if desc.ndim != 2 or len(desc) != len(kp):
+            raise InvalidInput(
+                f"descriptors must be an N x D array matching {len(kp)} keypoints, "
+                f"got shape {desc.shape}"
+            )
+        object.__setattr__(self, "keypoints", kp)
+        object.__setattr__(self, "descriptors", desc)
+
+    def __len__(self) -> int:
+        return len(self.keypoints)
+
+    def subset(self, keep: np.ndarray) -> LocalFeatures:
+        """The features selected by a boolean mask or index array."""
+        return LocalFeatures(
+            keypoints=self.keypoints[keep],
+            descriptors=self.descriptors[keep],
+            width=self.width,
+            height=self.height,
+            method=self.method,
+            scale=self.scale,
+        )
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf,
+            version=np.int32(_FORMAT_VERSION),
+            keypoints=self.keypoints,
+            descriptors=self.descriptors,
+            meta=np.array([self.width, self.height], dtype=np.int64),
+            scale=np.float64(self.scale),
+            method=np.array(self.method),
+        )
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> LocalFeatures:
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+                version = int(data["version"])
+                if version != _FORMAT_VERSION:
+                    raise InvalidInput(f"unsupported local feature blob version {version}")
+                width, height = (int(v) for v in data["meta"])
+                return cls(
+                    keypoints=data["keypoints"],
+                    descriptors=data["descriptors"],
+                    width=width,
+                    height=height,
+                    method=str(data["method"]),
+                    scale=float(data["scale"]),
+                )
+        except (ValueError, KeyError, OSError, EOFError) as exc:
+            raise InvalidInput(f"corrupt local feature blob: {exc}") from exc
+
+
+def _to_gray(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise InvalidInput("image must be a uint8 numpy array")
+    if image.ndim == 2:
+        gray = image
+    elif image.ndim == 3 and image.shape[2] in (3, 4):
+        code = cv2.COLOR_RGB2GRAY if image.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
+        gray = cv2.cvtColor(image, code)
+    else:
+        raise InvalidInput(f"image must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
+    if min(gray.shape) < _MIN_SIDE:
+        size = f"{gray.shape[1]}x{gray.shape[0]}"
+        raise InvalidInput(f"image is too small for local features: {size}")
+    return gray
+
+
+def extract_local_features(
+    image_rgb: np.ndarray,
+    *,
+    method: str = DEFAULT_METHOD,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
+) -> LocalFeatures:
+    """Detect and describe keypoints; the image is shrunk to `max_side` for speed only."""
+    if method not in METHODS:
+        raise InvalidInput(f"unknown local feature method {method!r}; valid: {METHODS}")
+    if max_side < _MIN_SIDE or max_keypoints < 1:
+        raise InvalidInput("max_side must be >= 16 and max_keypoints >= 1")
+    gray = _to_gray(image_rgb)
+    height, width = gray.shape
+    factor = min(1.0, max_side / max(height, width))
+    if factor < 1.0:
+        size = (max(1, round(width * factor)), max(1, round(height * factor)))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    # Per-axis factors: rounding the working size makes them differ slightly.
+    sx = width / gray.shape[1]
+    sy = height / gray.shape[0]
+
+    if method == "orb":
+        detector = cv2.ORB_create(nfeatures=max_keypoints, scaleFactor=1.2, nlevels=8)
+    else:
+        detector = cv2.SIFT_create(nfeatures=max_keypoints)
+    keypoints, descriptors = detector.detectAndCompute(gray, None)
+    if descriptors is None or not keypoints:
+        dim = 32 if method == "orb" else 128
+        descriptors = np.zeros((0, dim), dtype=np.uint8)
+        points = np.zeros((0, 2), dtype=np.float32)
+    else:
+        # SIFT can return slightly more than nfeatures when responses tie.
+        keypoints, descriptors = keypoints[:max_keypoints], descriptors[:max_keypoints]
+        points = np.array([kp.pt for kp in keypoints], dtype=np.float32)
+        # OpenCV's pixel centres sit at integer coordinates; map centre to centre.
+        points[:, 0] = (points[:, 0] + 0.5) * sx - 0.5
+        points[:, 1] = (points[:, 1] + 0.5) * sy - 0.5
+        if method != "orb":
+            descriptors = np.clip(np.rint(descriptors), 0, 255).astype(np.uint8)
+    return LocalFeatures(
+        keypoints=points,
+        descriptors=descriptors,
+        width=width,
+        height=height,
+        method=method,
+        scale=float(max(sx, sy)),
+    )
+
+
+def matching_descriptors(features: LocalFeatures) -> np.ndarray:
+    """Descriptors in the space they are compared in: unit-L2 float32 for the SIFT family."""
+    desc = features.descriptors
+    if features.method == "orb":
+        return desc
+    desc = desc.astype(np.float32)
+    if features.method == "rootsift":
+        # Hellinger kernel (Arandjelovic & Zisserman 2012): L1-normalise, then square root.
+        desc = np.sqrt(desc / (desc.sum(axis=1, keepdims=True) + 1e-7))
+    else:
+        desc = desc / (np.linalg.norm(desc, axis=1, keepdims=True) + 1e-7)
+    return desc
+
+
+def _mirror_permutation() -> np.ndarray:
+    # A SIFT descriptor is a 4x4 grid of 8-bin orientation histograms in the keypoint's frame.
+    # Mirroring the image reverses the frame's handedness: grid rows swap and the orientation
+    # bins run backwards. Checked against descriptors of actually flipped images.
+    index = np.arange(128).reshape(4, 4, 8)
+    index = index[::-1, :, :]
+    index = index[:, :, (-np.arange(8)) % 8]
+    return index.reshape(-1)
+
+
+_MIRROR_PERMUTATION = _mirror_permutation()
+
+
+def mirror_descriptors(descriptors: np.ndarray) -> np.ndarray:
+    """SIFT-family descriptors as they would be computed on the horizontally mirrored image.
+
+    This lets a mirrored photo be verified without extracting features again; keypoint
+    positions need no change because the matched points are the same pixels.
+    """
+    if descriptors.ndim != 2 or descriptors.shape[1] != 128:
+        raise InvalidInput("mirroring needs 128-dimensional SIFT-family descriptors")
+    return descriptors[:, _MIRROR_PERMUTATION]

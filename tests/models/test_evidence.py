@@ -1,0 +1,78 @@
+import cv2
+import numpy as np
+import pytest
+
+from artmatch.errors import InvalidInput
+from models.evidence import draw_evidence, encode_png
+from models.verification import Verification
+
+
+def make_verification() -> Verification:
+    rng = np.random.default_rng(0)
+    cand = rng.uniform(0, 200, (30, 2)).astype(np.float32)
+    query = cand * 2 + np.float32([100, 50])
+    quad = np.array([[100, 50], [500, 50], [500, 450], [100, 450]], dtype=np.float64)
+    return Verification(
+        inliers=30,
+        matches_after_ratio=40,
+        model="homography",
+        transform=np.array([[2.0, 0, 100], [0, 2.0, 50], [0, 0, 1]]),
+        query_pts=query,
+        candidate_pts=cand,
+        query_quad=quad,
+    )
+
+
+def plain_pair(max_height: int = 720):
+    query = np.full((600, 800, 3), 120, np.uint8)
+    candidate = np.full((200, 200, 3), 60, np.uint8)
+    return query, candidate
+
+
+def test_size_and_layout():
+    query, candidate = plain_pair()
+    out = draw_evidence(query, candidate, make_verification(), max_height=500)
+    content = 500 - 44
+    # Both photos at the content height: 800x600 -> 608 wide, 200x200 -> 456 wide, 8 px gap.
+    assert out.shape == (500, round(800 * content / 600) + 8 + content, 3)
+    assert out.dtype == np.uint8
+
+
+def test_lines_and_outline_are_drawn():
+    query, candidate = plain_pair()
+    drawn = draw_evidence(query, candidate, make_verification(), max_height=500)
+    bare = draw_evidence(query, candidate, Verification(), max_height=500)
+    assert drawn.shape == bare.shape
+    changed = np.any(drawn != bare, axis=2)
+    content = changed[: 500 - 44]
+    # Lines cross the gap between the photos and the outline sits on the query side.
+    assert content[:, 608:616].any()
+    assert content[:, :608].sum() > 1000
+    assert changed[500 - 44 :].any()  # the caption differs too
+
+
+def test_small_images_are_not_upscaled_past_their_size():
+    out = draw_evidence(
+        np.zeros((100, 120, 3), np.uint8), np.zeros((80, 80, 3), np.uint8), Verification()
+    )
+    assert out.shape[0] == 100 + 44
+
+
+def test_png_round_trip():
+    query, candidate = plain_pair()
+    img = draw_evidence(query, candidate, make_verification(), max_height=300)
+    data = encode_png(img)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    decoded = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(decoded, img)
+
+
+def test_bad_input():
+    query, candidate = plain_pair()
+    with pytest.raises(InvalidInput):
+        draw_evidence(query.astype(np.float32), candidate, Verification())
+    with pytest.raises(InvalidInput):
+        draw_evidence(query, candidate, Verification(), labels=("only one",))
+    with pytest.raises(InvalidInput):
+        encode_png(np.zeros((4, 4, 5), np.uint8))
