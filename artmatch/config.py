@@ -70,6 +70,9 @@ class MatchSettings(BaseModel):
     threshold: float = Field(default=0.62, ge=-1.0, le=1.0)
     #: Photo neighbours fetched per object returned, before aggregating per object.
     photos_per_object: int = Field(default=4, ge=1, le=64)
+    #: Centre crops of the query (fraction of each side) embedded besides the whole photo;
+    #: a seized item is often photographed with its surroundings (frame, wall, table).
+    query_crops: tuple[float, ...] = (0.8, 0.6)
 
 
 class Settings(BaseSettings):

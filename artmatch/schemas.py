@@ -1,0 +1,129 @@
+"""Domain records shared by the CLI, the pipelines and the API, in pydantic layers.
+
+Field names follow the Object ID standard for describing cultural objects (Getty/ICOM), which
+is what police and customs databases of stolen art expect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "OBJECT_ID_FIELDS",
+    "ObjectBase",
+    "ObjectCreate",
+    "ObjectPublic",
+    "ObjectStatus",
+    "ObjectUpdate",
+    "PhotoPublic",
+    "SearchHit",
+    "SearchResult",
+    "StatusChange",
+]
+
+
+class ObjectStatus(StrEnum):
+    IN_COLLECTION = "in_collection"
+    ON_LOAN = "on_loan"
+    STOLEN = "stolen"
+    MISSING = "missing"
+    RECOVERED = "recovered"
+
+
+#: Statuses an investigator is looking for.
+LOST_STATUSES = (ObjectStatus.STOLEN, ObjectStatus.MISSING)
+
+_Short = Field(default=None, max_length=500)
+_Long = Field(default=None, max_length=4000)
+
+
+class ObjectBase(BaseModel):
+    """The Object ID record of one catalogue object."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)
+
+    object_type: str | None = _Short
+    materials_techniques: str | None = _Short
+    measurements: str | None = _Short
+    inscriptions_markings: str | None = _Long
+    distinguishing_features: str | None = _Long
+    title: str | None = _Short
+    subject: str | None = _Short
+    date_period: str | None = _Short
+    maker: str | None = _Short
+    description: str | None = _Long
+    inventory_number: str | None = Field(default=None, max_length=200)
+
+
+#: The descriptive fields a catalogue CSV may carry, by column name.
+OBJECT_ID_FIELDS: tuple[str, ...] = tuple(ObjectBase.model_fields)
+
+
+class ObjectCreate(ObjectBase):
+    object_id: str = Field(min_length=1, max_length=200, pattern=r"^[^\s/][^/]*$")
+    institution: str = Field(default="default", min_length=1, max_length=200)
+    status: ObjectStatus = ObjectStatus.IN_COLLECTION
+
+
+class ObjectUpdate(ObjectBase):
+    pass
+
+
+class StatusChange(BaseModel):
+    status: ObjectStatus
+    date: dt.date | None = None
+    reference: str | None = Field(default=None, max_length=500)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class PhotoPublic(BaseModel):
+    id: int
+    sha256: str
+    view: str | None
+    width: int
+    height: int
+    blob_key: str
+    thumbnail_key: str
+    original_name: str | None = None
+
+
+class ObjectPublic(ObjectBase):
+    object_id: str
+    institution: str
+    status: ObjectStatus
+    loss_date: dt.date | None = None
+    loss_reference: str | None = None
+    photo_count: int = 0
+
+
+class SearchHit(BaseModel):
+    rank: int
+    object_id: str
+    institution: str
+    status: ObjectStatus
+    title: str | None
+    maker: str | None
+    score: float
+    is_match: bool
+    photo_id: int
+    photo_view: str | None
+    thumbnail_key: str
+    loss_date: dt.date | None = None
+    loss_reference: str | None = None
+
+
+class SearchResult(BaseModel):
+    query_sha256: str
+    threshold: float
+    model: str
+    objects_searched: int
+    statuses: list[ObjectStatus] | None
+    institutions: list[str] | None
+    hits: list[SearchHit]
+
+    @property
+    def matches(self) -> list[SearchHit]:
+        return [h for h in self.hits if h.is_match]

@@ -1,0 +1,102 @@
+"""Reading a catalogue CSV: one row per photo, several rows may share an object.
+
+Columns: ``image`` (path relative to the CSV), ``object_id``, and optionally any Object ID field
+by name (``title``, ``maker``, ``object_type``, ...), ``institution``, ``status`` and ``view``.
+A bad row becomes a `RowError` naming the line; the good rows go on.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from artmatch.errors import InvalidInput
+from artmatch.schemas import OBJECT_ID_FIELDS, ObjectCreate
+from ingest.photos import PhotoItem
+
+__all__ = ["CatalogueCsv", "RowError", "read_catalogue_csv"]
+
+REQUIRED = ("image", "object_id")
+OPTIONAL = ("institution", "status", "view", *OBJECT_ID_FIELDS)
+
+
+@dataclass(frozen=True)
+class RowError:
+    source: str
+    message: str
+
+
+@dataclass
+class CatalogueCsv:
+    path: Path
+    rows: list[PhotoItem | RowError]
+    ignored_columns: list[str]
+
+
+def validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "row"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _read_file(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def read_catalogue_csv(path: Path, *, institution: str = "default") -> CatalogueCsv:
+    """Parse the whole CSV up front (it is small) so that progress can show a total."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{path}: not a UTF-8 text file") from None
+    reader = csv.DictReader(text.splitlines())
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED if c not in columns]
+    if missing:
+        raise InvalidInput(
+            f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(columns) or 'none'}"
+        )
+    ignored = [c for c in columns if c not in REQUIRED and c not in OPTIONAL]
+    base = path.parent
+    rows: list[PhotoItem | RowError] = []
+    for line, raw in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        source = f"{path.name}:{line}"
+        if not row.get("image"):
+            rows.append(RowError(source, f"{source}: empty image path"))
+            continue
+        fields = {k: v for k, v in row.items() if k in OPTIONAL and k != "view" and v}
+        fields.setdefault("institution", institution)
+        try:
+            record = ObjectCreate(object_id=row.get("object_id", ""), **fields)
+        except ValidationError as exc:
+            rows.append(RowError(source, f"{source}: {validation_message(exc)}"))
+            continue
+        image_path = (base / row["image"]).resolve()
+        if not image_path.is_file():
+            rows.append(RowError(source, f"{source}: image file {row['image']} not found"))
+            continue
+        rows.append(
+            PhotoItem(
+                record=record,
+                source=f"{source} ({row['image']})",
+                load=lambda p=image_path: _read_file(p),
+                view=row.get("view") or None,
+            )
+        )
+    return CatalogueCsv(path=path, rows=rows, ignored_columns=ignored)
+
+
+def iter_items(parsed: CatalogueCsv) -> Iterator[PhotoItem]:
+    for row in parsed.rows:
+        if isinstance(row, PhotoItem):
+            yield row

@@ -1,0 +1,162 @@
+"""Adding catalogue photos: decode -> deduplicate -> thumbnail -> embed -> store -> index.
+
+Order of writes, so that a crash loses nothing and leaves nothing half-written: blobs first
+(content-addressed, so rewriting is harmless and an orphan is only wasted space), then the
+catalogue row with its vector in one transaction, then the in-memory index, saved at the end of
+each batch together with the fingerprint of the catalogue it reflects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from itertools import islice
+
+import numpy as np
+
+from artmatch.container import Services
+from artmatch.errors import ArtmatchError, Conflict
+from artmatch.schemas import ObjectCreate
+from models.images import DecodedImage, decode_image, make_thumbnail
+from storage.catalogue import NewPhoto
+
+__all__ = ["IngestOutcome", "Outcome", "PhotoItem", "blob_keys", "ingest_photos", "sync_index"]
+
+
+@dataclass(frozen=True)
+class PhotoItem:
+    """One photo to add: its bytes (or a loader), the object it shows, where it came from."""
+
+    record: ObjectCreate
+    source: str
+    load: Callable[[], bytes]
+    view: str | None = None
+
+
+class Outcome(StrEnum):
+    ADDED = "added"
+    DUPLICATE = "duplicate"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    source: str
+    outcome: Outcome
+    message: str = ""
+    object_id: str | None = None
+    photo_id: int | None = None
+
+
+def blob_keys(sha256: str) -> tuple[str, str]:
+    """(photo key, thumbnail key) of a content address."""
+    return f"photos/{sha256[:2]}/{sha256}", f"thumbnails/{sha256[:2]}/{sha256}.jpg"
+
+
+def _batches(items: Iterable[PhotoItem], size: int) -> Iterator[list[PhotoItem]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def sync_index(services: Services) -> None:
+    """Save the index with the fingerprint of the catalogue it now reflects."""
+    emb = services.embedder
+    services.index.meta.fingerprint = services.catalogue.vector_fingerprint(emb.name, emb.version)
+    services.index.save()
+
+
+def ingest_photos(
+    services: Services,
+    items: Iterable[PhotoItem],
+    *,
+    on_outcome: Callable[[IngestOutcome], None] | None = None,
+) -> list[IngestOutcome]:
+    """Add every item it can; bad ones are reported in the outcomes, good ones are kept."""
+    outcomes: list[IngestOutcome] = []
+
+    def report(outcome: IngestOutcome) -> None:
+        outcomes.append(outcome)
+        if on_outcome:
+            on_outcome(outcome)
+
+    for batch in _batches(items, services.settings.embedder.batch_size):
+        decoded: list[tuple[PhotoItem, DecodedImage, bytes]] = []
+        seen: set[str] = set()
+        for item in batch:
+            try:
+                data = item.load()
+                image = decode_image(
+                    data, source=item.source, max_pixels=services.settings.max_image_pixels
+                )
+            except ArtmatchError as exc:
+                report(IngestOutcome(item.source, Outcome.ERROR, str(exc), item.record.object_id))
+                continue
+            except OSError as exc:
+                message = f"{item.source}: cannot read file ({exc.strerror or exc})"
+                report(IngestOutcome(item.source, Outcome.ERROR, message, item.record.object_id))
+                continue
+            existing = services.catalogue.photo_by_sha(image.sha256)
+            if existing is not None or image.sha256 in seen:
+                owner = existing.object_id if existing else item.record.object_id
+                report(
+                    IngestOutcome(
+                        item.source,
+                        Outcome.DUPLICATE,
+                        f"{item.source}: same bytes as a photo already stored for object {owner}",
+                        owner,
+                        existing.photo_id if existing else None,
+                    )
+                )
+                continue
+            seen.add(image.sha256)
+            decoded.append((item, image, data))
+        if not decoded:
+            continue
+        vectors = services.embedder.embed([img.image for _, img, _ in decoded])
+        added_ids, added_vecs = [], []
+        for (item, image, data), vector in zip(decoded, vectors, strict=True):
+            try:
+                ref = _store(services, item, image, data, vector)
+            except ArtmatchError as exc:
+                message = exc.message if isinstance(exc, Conflict) else str(exc)
+                message = f"{item.source}: {message}"
+                report(IngestOutcome(item.source, Outcome.ERROR, message, item.record.object_id))
+                continue
+            added_ids.append(ref)
+            added_vecs.append(vector)
+            report(IngestOutcome(item.source, Outcome.ADDED, "", item.record.object_id, ref))
+        if added_ids:
+            services.index.add(np.asarray(added_ids, dtype=np.int64), np.stack(added_vecs))
+            sync_index(services)
+    return outcomes
+
+
+def _store(
+    services: Services, item: PhotoItem, image: DecodedImage, data: bytes, vector: np.ndarray
+) -> int:
+    photo_key, thumb_key = blob_keys(image.sha256)
+    if not services.blobs.exists(photo_key):
+        services.blobs.put(photo_key, data, content_type=f"image/{image.format.lower()}")
+    if not services.blobs.exists(thumb_key):
+        thumb = make_thumbnail(image.image, max_side=services.settings.storage.thumbnail_px)
+        services.blobs.put(thumb_key, thumb, content_type="image/jpeg")
+    width, height = image.size
+    ref = services.catalogue.add_photo(
+        record=item.record,
+        photo=NewPhoto(
+            sha256=image.sha256,
+            blob_key=photo_key,
+            thumbnail_key=thumb_key,
+            width=width,
+            height=height,
+            format=image.format,
+            view=item.view,
+            original_name=item.source[-500:],
+        ),
+        model=services.embedder.name,
+        model_version=services.embedder.version,
+        vector=vector,
+    )
+    return ref.photo_id

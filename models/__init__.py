@@ -1,0 +1,1 @@
+"""What turns pixels into evidence: image decoding, embedders, local features, verification."""

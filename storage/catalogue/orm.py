@@ -1,0 +1,170 @@
+"""SQLAlchemy 2 tables of the catalogue. The catalogue is the source of truth; the vector index
+is derived from the `Embedding` rows and can always be rebuilt from them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from artmatch.schemas import ObjectStatus
+
+__all__ = [
+    "Base",
+    "CatalogueObject",
+    "Embedding",
+    "Institution",
+    "ListingCheck",
+    "Photo",
+    "StatusEvent",
+]
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+_status_enum = Enum(
+    ObjectStatus, name="object_status", values_callable=lambda e: [m.value for m in e]
+)
+
+
+class Institution(Base):
+    __tablename__ = "institutions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class CatalogueObject(Base):
+    __tablename__ = "objects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The institution's own identifier; unique across the service (see README).
+    object_id: Mapped[str] = mapped_column(String(200), unique=True, index=True)
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"), index=True)
+    inventory_number: Mapped[str | None] = mapped_column(String(200))
+    object_type: Mapped[str | None] = mapped_column(String(500), index=True)
+    materials_techniques: Mapped[str | None] = mapped_column(String(500))
+    measurements: Mapped[str | None] = mapped_column(String(500))
+    inscriptions_markings: Mapped[str | None] = mapped_column(Text)
+    distinguishing_features: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str | None] = mapped_column(String(500))
+    subject: Mapped[str | None] = mapped_column(String(500))
+    date_period: Mapped[str | None] = mapped_column(String(500))
+    maker: Mapped[str | None] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[ObjectStatus] = mapped_column(
+        _status_enum, default=ObjectStatus.IN_COLLECTION, index=True
+    )
+    loss_date: Mapped[dt.date | None] = mapped_column(Date)
+    loss_reference: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, onupdate=_now
+    )
+
+    institution: Mapped[Institution] = relationship(lazy="joined")
+    photos: Mapped[list[Photo]] = relationship(
+        back_populates="object", cascade="all, delete-orphan", order_by="Photo.id"
+    )
+    history: Mapped[list[StatusEvent]] = relationship(
+        back_populates="object", cascade="all, delete-orphan", order_by="StatusEvent.id"
+    )
+
+
+class StatusEvent(Base):
+    __tablename__ = "status_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    object_pk: Mapped[int] = mapped_column(ForeignKey("objects.id", ondelete="CASCADE"), index=True)
+    status: Mapped[ObjectStatus] = mapped_column(_status_enum)
+    date: Mapped[dt.date | None] = mapped_column(Date)
+    reference: Mapped[str | None] = mapped_column(String(500))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    object: Mapped[CatalogueObject] = relationship(back_populates="history")
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    object_pk: Mapped[int] = mapped_column(ForeignKey("objects.id", ondelete="CASCADE"), index=True)
+    #: Content address of the original bytes: the same bytes are stored once.
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    blob_key: Mapped[str] = mapped_column(String(300))
+    thumbnail_key: Mapped[str] = mapped_column(String(300))
+    view: Mapped[str | None] = mapped_column(String(100))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(20))
+    original_name: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+    object: Mapped[CatalogueObject] = relationship(back_populates="photos")
+    embeddings: Mapped[list[Embedding]] = relationship(
+        back_populates="photo", cascade="all, delete-orphan"
+    )
+
+
+class Embedding(Base):
+    """One photo's global descriptor under one model version (float32 bytes)."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("photo_id", "model", "model_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(100))
+    model_version: Mapped[str] = mapped_column(String(200))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+    photo: Mapped[Photo] = relationship(back_populates="embeddings")
+
+
+class ListingCheck(Base):
+    """One auction listing checked against the lost objects; re-runs skip checked listings."""
+
+    __tablename__ = "listing_checks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[str] = mapped_column(String(300), unique=True)
+    image: Mapped[str] = mapped_column(String(1000))
+    image_sha256: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(1000))
+    url: Mapped[str | None] = mapped_column(String(2000))
+    seller: Mapped[str | None] = mapped_column(String(500))
+    price: Mapped[str | None] = mapped_column(String(100))
+    listed_on: Mapped[str | None] = mapped_column(String(100))
+    is_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    best_object_id: Mapped[str | None] = mapped_column(String(200))
+    best_score: Mapped[float | None] = mapped_column(Float)
+    #: JSON list of the matching objects with scores.
+    matches_json: Mapped[str] = mapped_column(Text, default="[]")
+    model_version: Mapped[str] = mapped_column(String(200))
+    checked_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, server_default=func.now()
+    )

@@ -1,0 +1,394 @@
+"""`Catalogue`: the metadata repository over SQLAlchemy (SQLite by default).
+
+Every write is one transaction: a failed row leaves nothing behind. Callers get plain domain
+records (`artmatch.schemas`), never live ORM objects, so no session leaks out of this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from artmatch.errors import Conflict, InvalidInput, NotFound, StorageError
+from artmatch.schemas import ObjectCreate, ObjectPublic, ObjectStatus, StatusChange
+from storage.catalogue.orm import (
+    Base,
+    CatalogueObject,
+    Embedding,
+    Institution,
+    ListingCheck,
+    Photo,
+    StatusEvent,
+)
+from storage.vector_index import fingerprint_ids
+
+__all__ = ["Catalogue", "NewPhoto", "PhotoRef", "create_catalogue"]
+
+
+@dataclass(frozen=True)
+class PhotoRef:
+    """What a search hit needs to know about a catalogue photo and its object."""
+
+    photo_id: int
+    view: str | None
+    blob_key: str
+    thumbnail_key: str
+    object_id: str
+    institution: str
+    status: ObjectStatus
+    title: str | None
+    maker: str | None
+    loss_date: dt.date | None
+    loss_reference: str | None
+
+
+@dataclass(frozen=True)
+class NewPhoto:
+    sha256: str
+    blob_key: str
+    thumbnail_key: str
+    width: int
+    height: int
+    format: str
+    view: str | None = None
+    original_name: str | None = None
+
+
+def create_catalogue(database_url: str) -> Catalogue:
+    if database_url.startswith("sqlite:///"):
+        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(database_url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            # WAL lets a search read while an import writes; foreign keys are off by default.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+    Base.metadata.create_all(engine)
+    return Catalogue(engine)
+
+
+def _public(obj: CatalogueObject, photo_count: int) -> ObjectPublic:
+    return ObjectPublic.model_validate(
+        {
+            **{f: getattr(obj, f) for f in ObjectPublic.model_fields if hasattr(obj, f)},
+            "institution": obj.institution.name,
+            "photo_count": photo_count,
+        }
+    )
+
+
+class Catalogue:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except IntegrityError as exc:
+            session.rollback()
+            raise Conflict(f"the catalogue refused the change: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise StorageError(f"catalogue database error: {exc}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- institutions and objects -------------------------------------------------------
+
+    def _institution(self, session: Session, name: str) -> Institution:
+        inst = session.scalar(select(Institution).where(Institution.name == name))
+        if inst is None:
+            inst = Institution(name=name)
+            session.add(inst)
+            session.flush()
+        return inst
+
+    def _object(self, session: Session, object_id: str) -> CatalogueObject:
+        obj = session.scalar(select(CatalogueObject).where(CatalogueObject.object_id == object_id))
+        if obj is None:
+            raise NotFound(f"no object {object_id!r} in the catalogue")
+        return obj
+
+    def upsert_object(self, record: ObjectCreate) -> tuple[ObjectPublic, bool]:
+        """Create the object, or fill in fields of an existing one; returns (object, created).
+
+        An existing object of another institution is a `Conflict`: two museums must not
+        share an identifier by accident.
+        """
+        with self._session() as session:
+            return self._upsert(session, record)
+
+    def _upsert(self, session: Session, record: ObjectCreate) -> tuple[ObjectPublic, bool]:
+        inst = self._institution(session, record.institution)
+        obj = session.scalar(
+            select(CatalogueObject).where(CatalogueObject.object_id == record.object_id)
+        )
+        created = obj is None
+        if obj is None:
+            obj = CatalogueObject(object_id=record.object_id, institution_id=inst.id)
+            obj.status = record.status
+            session.add(obj)
+        elif obj.institution_id != inst.id:
+            raise Conflict(
+                f"object {record.object_id!r} already belongs to {obj.institution.name!r}, "
+                f"not {record.institution!r}"
+            )
+        for field, value in record.model_dump(
+            exclude={"object_id", "institution", "status"}
+        ).items():
+            if value is not None:
+                setattr(obj, field, value)
+        session.flush()
+        count = session.scalar(select(func.count(Photo.id)).where(Photo.object_pk == obj.id))
+        return _public(obj, count or 0), created
+
+    def get_object(self, object_id: str) -> ObjectPublic:
+        with self._session() as session:
+            obj = self._object(session, object_id)
+            return _public(obj, len(obj.photos))
+
+    def count_objects(self) -> int:
+        with self._session() as session:
+            return session.scalar(select(func.count(CatalogueObject.id))) or 0
+
+    def set_status(self, object_id: str, change: StatusChange) -> ObjectPublic:
+        with self._session() as session:
+            obj = self._object(session, object_id)
+            obj.status = change.status
+            if change.status in (ObjectStatus.STOLEN, ObjectStatus.MISSING):
+                obj.loss_date = change.date or dt.date.today()
+                obj.loss_reference = change.reference
+            session.add(
+                StatusEvent(
+                    object_pk=obj.id,
+                    status=change.status,
+                    date=change.date,
+                    reference=change.reference,
+                    note=change.note,
+                )
+            )
+            session.flush()
+            return _public(obj, len(obj.photos))
+
+    def status_history(self, object_id: str) -> list[StatusChange]:
+        with self._session() as session:
+            obj = self._object(session, object_id)
+            return [
+                StatusChange(status=e.status, date=e.date, reference=e.reference, note=e.note)
+                for e in obj.history
+            ]
+
+    # -- photos and vectors --------------------------------------------------------------
+
+    def photo_by_sha(self, sha256: str) -> PhotoRef | None:
+        with self._session() as session:
+            photo = session.scalar(select(Photo).where(Photo.sha256 == sha256))
+            return None if photo is None else _ref(photo)
+
+    def add_photo(
+        self,
+        *,
+        record: ObjectCreate,
+        photo: NewPhoto,
+        model: str,
+        model_version: str,
+        vector: np.ndarray,
+    ) -> PhotoRef:
+        """Create or update the object and attach the photo with its vector, in one commit."""
+        with self._session() as session:
+            self._upsert(session, record)
+            obj = self._object(session, record.object_id)
+            if session.scalar(select(Photo.id).where(Photo.sha256 == photo.sha256)) is not None:
+                raise Conflict(f"photo {photo.sha256[:12]} is already in the catalogue")
+            row = Photo(object_pk=obj.id, **photo.__dict__)
+            session.add(row)
+            session.flush()
+            session.add(_embedding(row.id, model, model_version, vector))
+            session.flush()
+            return _ref(row)
+
+    def photo_refs(self, photo_ids: Iterable[int]) -> dict[int, PhotoRef]:
+        ids = list({int(i) for i in photo_ids})
+        if not ids:
+            return {}
+        with self._session() as session:
+            rows = session.scalars(select(Photo).where(Photo.id.in_(ids))).all()
+            return {p.id: _ref(p) for p in rows}
+
+    def photos_of(self, object_id: str) -> list[PhotoRef]:
+        with self._session() as session:
+            return [_ref(p) for p in self._object(session, object_id).photos]
+
+    def photos_without_vector(self, model: str, model_version: str) -> list[PhotoRef]:
+        with self._session() as session:
+            have = select(Embedding.photo_id).where(
+                Embedding.model == model, Embedding.model_version == model_version
+            )
+            rows = session.scalars(select(Photo).where(Photo.id.not_in(have))).all()
+            return [_ref(p) for p in rows]
+
+    def store_vectors(
+        self, *, model: str, model_version: str, photo_ids: Sequence[int], vectors: np.ndarray
+    ) -> None:
+        with self._session() as session:
+            for pid, vec in zip(photo_ids, vectors, strict=True):
+                session.add(_embedding(int(pid), model, model_version, vec))
+
+    def vectors(self, model: str, model_version: str) -> tuple[np.ndarray, np.ndarray]:
+        """(photo ids int64, vectors float32) of every photo embedded by that model version."""
+        with self._session() as session:
+            rows = session.execute(
+                select(Embedding.photo_id, Embedding.dim, Embedding.vector)
+                .where(Embedding.model == model, Embedding.model_version == model_version)
+                .order_by(Embedding.photo_id)
+            ).all()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        mat = np.stack([np.frombuffer(r[2], dtype=np.float32, count=r[1]) for r in rows])
+        return ids, mat
+
+    def vector_fingerprint(self, model: str, model_version: str) -> str:
+        """Changes whenever the set of vectors of that model version changes."""
+        with self._session() as session:
+            ids = session.scalars(
+                select(Embedding.photo_id)
+                .where(Embedding.model == model, Embedding.model_version == model_version)
+                .order_by(Embedding.photo_id)
+            ).all()
+        return fingerprint_ids(ids)
+
+    def photo_ids_where(
+        self,
+        *,
+        statuses: Sequence[ObjectStatus] | None = None,
+        institutions: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        with self._session() as session:
+            query = select(Photo.id).join(CatalogueObject)
+            if statuses:
+                query = query.where(CatalogueObject.status.in_(list(statuses)))
+            if institutions:
+                query = query.join(Institution).where(Institution.name.in_(list(institutions)))
+            return np.asarray(session.scalars(query).all(), dtype=np.int64)
+
+    def count_objects_where(
+        self,
+        *,
+        statuses: Sequence[ObjectStatus] | None = None,
+        institutions: Sequence[str] | None = None,
+    ) -> int:
+        with self._session() as session:
+            query = select(func.count(func.distinct(CatalogueObject.id))).join(Photo)
+            if statuses:
+                query = query.where(CatalogueObject.status.in_(list(statuses)))
+            if institutions:
+                query = query.join(Institution).where(Institution.name.in_(list(institutions)))
+            return session.scalar(query) or 0
+
+    # -- listing checks ------------------------------------------------------------------
+
+    def checked_listing_ids(self, listing_ids: Iterable[str]) -> set[str]:
+        ids = list(listing_ids)
+        found: set[str] = set()
+        with self._session() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                found.update(
+                    session.scalars(
+                        select(ListingCheck.listing_id).where(
+                            ListingCheck.listing_id.in_(chunk), ListingCheck.error.is_(None)
+                        )
+                    ).all()
+                )
+        return found
+
+    def record_listing_check(self, check: dict[str, object], *, replace: bool = False) -> None:
+        with self._session() as session:
+            existing = session.scalar(
+                select(ListingCheck).where(ListingCheck.listing_id == check["listing_id"])
+            )
+            if existing is not None:
+                if not replace:
+                    return
+                session.delete(existing)
+                session.flush()
+            session.add(ListingCheck(**check))
+
+    def listing_checks(self, listing_ids: Iterable[str]) -> list[dict[str, object]]:
+        ids = list(listing_ids)
+        out: list[dict[str, object]] = []
+        with self._session() as session:
+            for start in range(0, len(ids), 500):
+                rows = session.scalars(
+                    select(ListingCheck).where(
+                        ListingCheck.listing_id.in_(ids[start : start + 500])
+                    )
+                ).all()
+                for r in rows:
+                    out.append(
+                        {
+                            c.name: getattr(r, c.key)
+                            for c in ListingCheck.__table__.columns
+                            if c.name != "id"
+                        }
+                        | {"matches": json.loads(r.matches_json)}
+                    )
+        order = {lid: i for i, lid in enumerate(ids)}
+        return sorted(out, key=lambda row: order.get(str(row["listing_id"]), 0))
+
+
+def _embedding(photo_id: int, model: str, model_version: str, vector: np.ndarray) -> Embedding:
+    vec = np.ascontiguousarray(vector, dtype=np.float32).reshape(-1)
+    if not np.all(np.isfinite(vec)):
+        raise InvalidInput("embedding has non-finite values")
+    return Embedding(
+        photo_id=photo_id,
+        model=model,
+        model_version=model_version,
+        dim=vec.size,
+        vector=vec.tobytes(),
+    )
+
+
+def _ref(photo: Photo) -> PhotoRef:
+    obj = photo.object
+    return PhotoRef(
+        photo_id=photo.id,
+        view=photo.view,
+        blob_key=photo.blob_key,
+        thumbnail_key=photo.thumbnail_key,
+        object_id=obj.object_id,
+        institution=obj.institution.name,
+        status=obj.status,
+        title=obj.title,
+        maker=obj.maker,
+        loss_date=obj.loss_date,
+        loss_reference=obj.loss_reference,
+    )

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from artmatch.config import EmbedderSettings, Settings
+from artmatch.container import Services, build_services
+from models.embedders import FakeEmbedder
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", embedder=EmbedderSettings(name="fake", batch_size=4))
+
+
+@pytest.fixture
+def services(settings: Settings) -> Services:
+    svc = build_services(settings, embedder=FakeEmbedder())
+    yield svc
+    svc.close()

@@ -1,0 +1,110 @@
+"""Bad and awkward image input: each gets a clear `InvalidImage`, or is normalised to RGB."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artmatch.errors import InvalidImage
+from models.images import decode_image, make_thumbnail
+from tests.utils.images import jpeg_bytes, png_bytes, textured_object
+
+
+def _save(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_plain_jpeg_decodes_to_rgb() -> None:
+    decoded = decode_image(jpeg_bytes(textured_object(1)), source="a.jpg")
+    assert decoded.image.mode == "RGB"
+    assert decoded.size == (320, 400)
+    assert decoded.format == "JPEG"
+    assert len(decoded.sha256) == 64
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"", "empty file"),
+        (b"this is a text file, not a photo", "not an image"),
+        (b"%PDF-1.4\n%...", "not an image"),
+    ],
+)
+def test_non_images_are_refused_with_reason(data: bytes, fragment: str) -> None:
+    with pytest.raises(InvalidImage, match=fragment) as info:
+        decode_image(data, source="upload.bin")
+    assert str(info.value).startswith("upload.bin: ")
+
+
+def test_truncated_jpeg_is_refused() -> None:
+    data = jpeg_bytes(textured_object(2))
+    with pytest.raises(InvalidImage, match="corrupt or truncated"):
+        decode_image(data[: len(data) // 2], source="cut.jpg")
+
+
+def test_corrupt_png_is_refused() -> None:
+    data = bytearray(png_bytes(textured_object(3)))
+    data[60:200] = b"\x00" * 140
+    with pytest.raises(InvalidImage, match="corrupt"):
+        decode_image(bytes(data), source="bad.png")
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    big = Image.new("L", (4000, 3000))
+    data = _save(big, "PNG", optimize=True)
+    with pytest.raises(InvalidImage, match="too large: 4000x3000"):
+        decode_image(data, source="bomb.png", max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "P", "L", "LA", "RGBA", "I;16", "1"])
+def test_unusual_modes_become_rgb(mode: str) -> None:
+    src = textured_object(4, size=(64, 48))
+    if mode == "I;16":
+        arr = (np.asarray(src.convert("L"), dtype=np.uint16) * 200).astype(np.uint16)
+        img = Image.fromarray(arr)  # uint16 -> mode I;16
+        data = _save(img, "PNG")
+    else:
+        img = src.convert(mode)
+        data = _save(img, "TIFF" if mode == "CMYK" else "PNG")
+    decoded = decode_image(data, source=f"{mode}.img")
+    assert decoded.image.mode == "RGB"
+    assert decoded.size == (64, 48)
+    if mode == "I;16":
+        # the 16-bit range is scaled, not clipped to white
+        assert 0 < np.asarray(decoded.image).mean() < 250
+
+
+def test_transparent_background_becomes_white() -> None:
+    img = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
+    decoded = decode_image(_save(img, "PNG"))
+    assert np.asarray(decoded.image)[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_rotated_phone_photo_is_upright() -> None:
+    img = textured_object(5, size=(80, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    data = _save(img, "JPEG", exif=exif.tobytes())
+    decoded = decode_image(data)
+    assert decoded.size == (40, 80)
+
+
+def test_heic_photo_decodes() -> None:
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    data = _save(textured_object(6, size=(64, 64)), "HEIF", quality=90)
+    decoded = decode_image(data, source="phone.heic")
+    assert decoded.format in ("HEIF", "HEIC")
+    assert decoded.size == (64, 64)
+
+
+def test_thumbnail_fits_in_box() -> None:
+    thumb = Image.open(io.BytesIO(make_thumbnail(textured_object(7, (800, 300)), max_side=128)))
+    assert max(thumb.size) == 128
+    assert thumb.format == "JPEG"

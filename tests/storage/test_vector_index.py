@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from artmatch.errors import IndexNotReady, InvalidInput
+from storage.vector_index import FaissVectorIndex, IndexMeta, MemoryVectorIndex
+
+
+def _unit(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.fixture(params=["faiss", "memory"])
+def index(request: pytest.FixtureRequest, tmp_path: Path):
+    meta = IndexMeta(model="m", model_version="1", dim=8)
+    return FaissVectorIndex(tmp_path, meta) if request.param == "faiss" else MemoryVectorIndex(meta)
+
+
+def test_add_search_remove_filter(index) -> None:
+    vecs = _unit(20, 8)
+    ids = np.arange(100, 120)
+    index.add(ids, vecs)
+    scores, found = index.search(vecs[3], 3)
+    assert found[0, 0] == 103
+    assert scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    _, found = index.search(vecs[3], 2, allowed_ids=np.array([110, 111]))
+    assert set(found[0]) == {110, 111}
+    assert index.remove([103]) == 1
+    _, found = index.search(vecs[3], 1)
+    assert found[0, 0] != 103
+    scores, found = index.search(vecs[3], 2, allowed_ids=np.array([], dtype=np.int64))
+    assert (found == -1).all()
+
+
+def test_wrong_dimension_is_refused(index) -> None:
+    with pytest.raises(InvalidInput, match="dimension 8"):
+        index.add(np.array([1]), np.zeros((1, 4), np.float32))
+
+
+def test_faiss_round_trip_and_corruption(tmp_path: Path) -> None:
+    index = FaissVectorIndex(
+        tmp_path, IndexMeta(model="m", model_version="1", dim=8, fingerprint="f")
+    )
+    vecs = _unit(5, 8)
+    index.add(np.arange(5), vecs)
+    index.save()
+    loaded = FaissVectorIndex.load(tmp_path, model="m", model_version="1")
+    assert loaded.size == 5 and loaded.meta.fingerprint == "f"
+    assert loaded.search(vecs[2], 1)[1][0, 0] == 2
+    with pytest.raises(IndexNotReady):
+        FaissVectorIndex.load(tmp_path, model="m", model_version="2")
+    (tmp_path / "m__1.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexNotReady):
+        FaissVectorIndex.load(tmp_path, model="m", model_version="1")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -1,0 +1,92 @@
+"""Synthetic catalogue objects and the kinds of photos investigators take of them."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
+
+
+def textured_object(seed: int, size: tuple[int, int] = (320, 400)) -> Image.Image:
+    """A 'painting': random coloured shapes and lines over a gradient, distinct per seed."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    base = np.zeros((h, w, 3), np.float32)
+    c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    t = np.linspace(0, 1, h)[:, None, None]
+    base[:] = c0 * (1 - t) + c1 * t
+    img = Image.fromarray(base.astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(40):
+        x0, y0 = rng.uniform(0, w), rng.uniform(0, h)
+        x1, y1 = x0 + rng.uniform(10, w / 2), y0 + rng.uniform(10, h / 2)
+        colour = tuple(int(v) for v in rng.uniform(0, 255, 3))
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            draw.ellipse((x0, y0, x1, y1), fill=colour)
+        elif kind == 1:
+            draw.rectangle((x0, y0, x1, y1), fill=colour)
+        else:
+            draw.line((x0, y0, x1, y1), fill=colour, width=int(rng.integers(2, 8)))
+    return img
+
+
+def photographed(img: Image.Image, seed: int = 0) -> Image.Image:
+    """A different photo of the same object: perspective, crop, light, blur, on a wall."""
+    rng = np.random.default_rng(seed + 1000)
+    w, h = img.size
+    # Slight perspective: move the corners by a few percent.
+    d = 0.06
+    coeffs = _perspective_coeffs(
+        [(0, 0), (w, 0), (w, h), (0, h)],
+        [
+            (rng.uniform(0, d) * w, rng.uniform(0, d) * h),
+            (w - rng.uniform(0, d) * w, rng.uniform(0, d) * h),
+            (w - rng.uniform(0, d) * w, h - rng.uniform(0, d) * h),
+            (rng.uniform(0, d) * w, h - rng.uniform(0, d) * h),
+        ],
+    )
+    warped = img.transform(
+        (w, h),
+        Image.Transform.PERSPECTIVE,
+        coeffs,
+        Image.Resampling.BILINEAR,
+        fillcolor=(200, 195, 185),
+    )
+    wall = Image.new("RGB", (int(w * 1.2), int(h * 1.2)), (200, 195, 185))
+    wall.paste(warped, (int(w * 0.1), int(h * 0.1)))
+    out = ImageEnhance.Brightness(wall).enhance(float(rng.uniform(0.8, 1.2)))
+    out = out.filter(ImageFilter.GaussianBlur(0.8))
+    return recompress(out, quality=70)
+
+
+def recompress(img: Image.Image, quality: int = 75) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _perspective_coeffs(
+    src: list[tuple[float, float]], dst: list[tuple[float, float]]
+) -> list[float]:
+    # PIL wants the transform from output to input coordinates.
+    matrix = []
+    for (x, y), (u, v) in zip(src, dst, strict=True):
+        matrix.append([u, v, 1, 0, 0, 0, -x * u, -x * v])
+        matrix.append([0, 0, 0, u, v, 1, -y * u, -y * v])
+    a = np.array(matrix, dtype=np.float64)
+    b = np.array(src, dtype=np.float64).reshape(8)
+    return list(np.linalg.solve(a, b))
