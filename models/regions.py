@@ -5,8 +5,10 @@ each proposed crop with the CNN and searches the catalogue per crop; after an ob
 verified, `mask_out` drops its keypoints so the next object in the same photo can be verified
 without the first one's matches getting in the way.
 
-Objects are found as textured blobs: art and artefacts carry far more edges than a wall,
-a tablecloth or a blurred background, so edge density, closed morphologically, outlines them.
+Two cues, pooled: (1) textured blobs, since art and artefacts carry far more edges than a
+plain wall or tablecloth, so edge density closed morphologically outlines them; (2) closed,
+nearly rectangular edge loops, since paintings, prints and frames are flat rectangles seen in
+perspective, which still stand out on a cluttered background where every patch has edges.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ _MAX_AREA_FRACTION = 0.9
 _MAX_ASPECT = 6.0
 # Proposals overlapping an already kept, better one more than this are the same object.
 _NMS_IOU = 0.6
+# Contour area over its minimum-area rectangle: a perspective rectangle scores close to 1.
+_MIN_RECTANGULARITY = 0.8
+# Canny thresholds for the rectangle cue: faint frames need low ones, busy scenes high ones.
+_QUAD_CANNY = ((30, 90), (60, 180), (100, 250))
 
 
 class Box(NamedTuple):
@@ -77,6 +83,48 @@ def _edge_mask(gray: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
 
 
+def _rectangles(gray: np.ndarray) -> list[tuple[float, tuple[int, int, int, int]]]:
+    blurred = cv2.GaussianBlur(gray, (5, 5), 0)
+    area_total = gray.shape[0] * gray.shape[1]
+    found = []
+    for low, high in _QUAD_CANNY:
+        edges = cv2.dilate(cv2.Canny(blurred, low, high), np.ones((3, 3), np.uint8))
+        # RETR_LIST also yields the inner side of a frame's loop, i.e. the picture itself.
+        contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        for contour in contours:
+            area = cv2.contourArea(contour)
+            if not _MIN_AREA_FRACTION * area_total <= area <= _MAX_AREA_FRACTION * area_total:
+                continue
+            hull = cv2.convexHull(contour)
+            (_, _), (rw, rh), _ = cv2.minAreaRect(hull)
+            if rw * rh <= 0 or area / (rw * rh) < _MIN_RECTANGULARITY:
+                continue
+            x, y, w, h = cv2.boundingRect(hull)
+            if max(w, h) / max(1, min(w, h)) > _MAX_ASPECT:
+                continue
+            # Rectangles are the stronger cue: rank them ahead of blobs of the same size.
+            found.append((2.0 * area / area_total, (x, y, w, h)))
+    return found
+
+
+def _blobs(gray: np.ndarray) -> list[tuple[float, tuple[int, int, int, int]]]:
+    mask = _edge_mask(gray)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    area_total = gray.shape[0] * gray.shape[1]
+    found = []
+    for contour in contours:
+        x, y, w, h = cv2.boundingRect(contour)
+        fraction = (w * h) / area_total
+        if not _MIN_AREA_FRACTION <= fraction <= _MAX_AREA_FRACTION:
+            continue
+        if max(w, h) / max(1, min(w, h)) > _MAX_ASPECT:
+            continue
+        # Solid blobs beat thin, sprawling edge chains of the same bounding box.
+        solidity = cv2.contourArea(contour) / max(1.0, float(w * h))
+        found.append((fraction * (0.5 + solidity), (x, y, w, h)))
+    return found
+
+
 def propose_regions(
     image_rgb: np.ndarray,
     *,
@@ -97,26 +145,15 @@ def propose_regions(
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
-    mask = _edge_mask(gray)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    work_area = gray.shape[0] * gray.shape[1]
     scored: list[tuple[float, Box]] = []
-    for contour in contours:
-        x, y, w, h = cv2.boundingRect(contour)
-        fraction = (w * h) / work_area
-        if not _MIN_AREA_FRACTION <= fraction <= _MAX_AREA_FRACTION:
-            continue
-        if max(w, h) / max(1, min(w, h)) > _MAX_ASPECT:
-            continue
-        # Solid blobs beat thin, sprawling edge chains of the same bounding box.
-        solidity = cv2.contourArea(contour) / max(1.0, float(w * h))
+    for score, (x, y, w, h) in _rectangles(gray) + _blobs(gray):
         box = Box(
             x0=max(0, int(np.floor(x / factor))),
             y0=max(0, int(np.floor(y / factor))),
             x1=min(width, int(np.ceil((x + w) / factor))),
             y1=min(height, int(np.ceil((y + h) / factor))),
         )
-        scored.append((fraction * (0.5 + solidity), box))
+        scored.append((score, box))
 
     scored.sort(key=lambda item: item[0], reverse=True)
     kept: list[Box] = []

@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> None:
     true_inliers: list[int] = []
     false_inliers: list[int] = []
     mirrored_true = 0
+    pairs: list[tuple[int, bool, str, str]] = []
     keypoint_counts: list[int] = []
     for query in queries:
         rgb = _load_rgb(root / query["image"])
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace) -> None:
             result = verify(qf, cf, ratio=args.ratio)
             times_v.append(time.perf_counter() - start)
             (true_inliers if is_true else false_inliers).append(result.inliers)
+            pairs.append((result.inliers, is_true, query["image"], image))
             mirrored_true += int(is_true and result.mirrored and result.is_match)
 
     ms = 1000.0
@@ -132,6 +134,12 @@ def run(args: argparse.Namespace) -> None:
     print(f"  extract catalogue ms: {_pct([t * ms for t in times_c], (50, 95))}")
     print(f"  verify ms:            {_pct([t * ms for t in times_v], (50, 95))}")
     print(f"  blob KiB:             {_pct([b / 1024 for b in blob_sizes], (50, 95))}")
+    if args.show_worst:
+        worst_false = sorted((p for p in pairs if not p[1]), reverse=True)[: args.show_worst]
+        worst_true = sorted(p for p in pairs if p[1])[: args.show_worst]
+        for label, rows in (("strongest false", worst_false), ("weakest true", worst_true)):
+            for inliers, _, query_image, image in rows:
+                print(f"  {label}: {inliers:4d} {query_image} vs {image}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -144,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--negatives", type=int, default=10, help="wrong photos per query")
     parser.add_argument("--limit", type=int, default=0, help="first N queries only (0 = all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--show-worst", type=int, default=0, help="list the N hardest pairs")
     parser.add_argument("--threads", type=int, default=2, help="OpenCV threads (the 2-core box)")
     args = parser.parse_args(argv)
     cv2.setNumThreads(args.threads)
