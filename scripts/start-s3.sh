@@ -109,6 +109,10 @@ osd memory target = 939524096
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw data = $DIR/rgw
 rgw dns name = 127.0.0.1
+# Deleted objects' data (every multipart upload's tail) waits for garbage collection, two hours
+# by default, and memstore holds it in memory until then: collect at once instead.
+rgw gc obj min wait = 0
+rgw gc processor period = 5
 EOF
 touch "$DIR/keyring"
 

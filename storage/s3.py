@@ -189,9 +189,7 @@ class S3BlobStore:
                 raise StorageError(f"S3 denied access: cannot {action} {target}") from exc
             if exc.code == "NoSuchBucket":
                 raise StorageError(f"S3 {where}: the bucket does not exist") from exc
-            raise StorageError(
-                f"S3 cannot {action} {target} ({exc.code}: {exc.message})"
-            ) from exc
+            raise StorageError(f"S3 cannot {action} {target} ({exc.code}: {exc.message})") from exc
         if isinstance(exc, ServerError):
             raise StorageError(
                 f"S3 cannot {action} {target}: server error {exc.status_code}, still failing "
@@ -213,8 +211,9 @@ class S3BlobStore:
     ) -> None:
         _check_key(key)
         if isinstance(data, bytes | bytearray | memoryview):
-            stream: BinaryIO = io.BytesIO(data)
-            length = len(stream.getbuffer())
+            buffer = io.BytesIO(data)
+            stream: BinaryIO = buffer
+            length = buffer.getbuffer().nbytes
         else:
             # Unknown length: minio reads part_size at a time and goes multipart past one part,
             # so memory stays bounded whatever the stream holds. S3 makes the object visible
