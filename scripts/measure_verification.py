@@ -6,7 +6,7 @@ then prints the inlier distributions, the best threshold, the true-positive rate
 positives, and the time per extraction and per verification.
 
     python scripts/measure_verification.py /work/shared/eval/museum-paintings \
-        --method rootsift --max-side 800 --max-keypoints 1500
+        --method rootsift --max-side 640 --max-keypoints 1000
 """
 
 from __future__ import annotations
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("set", type=Path, help="evaluation set folder (has catalogue.csv)")
     parser.add_argument("--method", choices=METHODS, default="rootsift")
-    parser.add_argument("--max-side", type=int, default=800)
-    parser.add_argument("--max-keypoints", type=int, default=1500)
+    parser.add_argument("--max-side", type=int, default=640)
+    parser.add_argument("--max-keypoints", type=int, default=1000)
     parser.add_argument("--ratio", type=float, default=0.8)
     parser.add_argument("--negatives", type=int, default=10, help="wrong photos per query")
     parser.add_argument("--limit", type=int, default=0, help="first N queries only (0 = all)")
