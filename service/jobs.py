@@ -1,0 +1,107 @@
+"""Batch listing checks run off the request path, in worker threads of this process.
+
+A job's state lives in the database (`storage.catalogue.accounts.BatchJob`), so it outlives
+the browser that started it. If the service stops mid-job the job is marked failed (at
+shutdown, and again at the next start for a process that died), never silently lost; the
+listings it already checked are committed and a re-submitted job skips them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from artmatch.container import Services
+from artmatch.errors import ArtmatchError
+from ingest.listings import check_listings, write_report
+from storage.catalogue.accounts import Accounts, JobStatus
+
+__all__ = ["JobRunner"]
+
+log = logging.getLogger(__name__)
+
+STOPPED_MESSAGE = "the service stopped before the job finished; submit it again to resume"
+
+
+class _Stopped(Exception):
+    pass
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        accounts: Accounts,
+        services: Callable[[], Services],
+        reports_dir: Path,
+        workers: int = 1,
+    ) -> None:
+        self._accounts = accounts
+        self._services = services
+        self._reports_dir = reports_dir
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artmatch-job")
+        self._stop = threading.Event()
+        failed = accounts.fail_unfinished_jobs(STOPPED_MESSAGE)
+        if failed:
+            log.warning("%d job(s) of a previous run were marked failed", failed)
+
+    def submit(self, job_id: str, manifest: Path, *, recheck: bool) -> None:
+        self._pool.submit(self._run, job_id, manifest, recheck)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._accounts.fail_unfinished_jobs(STOPPED_MESSAGE)
+
+    def _run(self, job_id: str, manifest: Path, recheck: bool) -> None:
+        now = lambda: dt.datetime.now(dt.UTC)  # noqa: E731
+        self._accounts.update_job(job_id, status=JobStatus.RUNNING, started_at=now())
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            if self._stop.is_set():
+                raise _Stopped
+            # Commit progress at most a few times a second: pollers need no more.
+            if done == total or time.monotonic() - last[0] > 0.3:
+                last[0] = time.monotonic()
+                self._accounts.update_job(job_id, done=done, total=total)
+
+        try:
+            services = self._services()
+            run, listings = check_listings(
+                services, manifest, recheck=recheck, on_progress=progress
+            )
+            csv_path, json_path = write_report(
+                services, listings, self._reports_dir / job_id / "hits"
+            )
+        except _Stopped:
+            self._accounts.update_job(
+                job_id, status=JobStatus.FAILED, message=STOPPED_MESSAGE, finished_at=now()
+            )
+            return
+        except Exception as exc:  # a job must end failed, whatever went wrong
+            if not isinstance(exc, ArtmatchError):
+                log.exception("job %s failed", job_id)
+            self._accounts.update_job(
+                job_id, status=JobStatus.FAILED, message=str(exc), finished_at=now()
+            )
+            return
+        self._accounts.update_job(
+            job_id,
+            status=JobStatus.SUCCEEDED,
+            total=run.total,
+            done=run.total,
+            checked=run.checked,
+            skipped=run.skipped,
+            hits=run.hits,
+            errors=run.errors[:200],
+            report_csv=str(csv_path),
+            report_json=str(json_path),
+            finished_at=now(),
+            message=f"{run.hits} hit(s) in {run.total} listing(s)",
+        )

@@ -1,0 +1,83 @@
+"""Assembles the app: lifespan (database at once, model and index in a worker thread),
+middleware, error handlers, the API routers and the pages. Nothing else lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from artmatch.config import Settings, get_settings
+from service.errors import install_error_handlers
+from service.jobs import JobRunner
+from service.routes import accounts, health, institutions, jobs, objects, pages, photos, searches
+from service.runtime import open_runtime
+from service.settings import WebSettings
+from service.uploads import BodyLimitMiddleware
+
+if TYPE_CHECKING:
+    from models.embedders import Embedder
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    web: WebSettings | None = None,
+    embedder: Embedder | None = None,
+) -> FastAPI:
+    """The artmatch web app; ``embedder`` overrides the configured one (tests use a fake)."""
+    web = web or WebSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await run_in_threadpool(open_runtime, settings or get_settings(), web)
+        runtime.jobs = JobRunner(
+            accounts=runtime.accounts,
+            services=runtime.require_services,
+            reports_dir=runtime.reports_dir,
+            workers=web.job_workers,
+        )
+        app.state.runtime = runtime
+
+        async def load() -> None:
+            try:
+                await run_in_threadpool(runtime.load_services, embedder)
+            except Exception:
+                log.exception("the model and index could not be loaded")
+
+        loading = asyncio.create_task(load())
+        try:
+            yield
+        finally:
+            await loading
+            await run_in_threadpool(runtime.close)
+
+    app = FastAPI(
+        title="artmatch",
+        version="1",
+        summary="Match photos of seized artworks against museum catalogues.",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.add_middleware(BodyLimitMiddleware, limit=web.max_request_bytes)
+    install_error_handlers(app)
+    app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    for module in (health, accounts, institutions, objects, photos, searches, jobs, pages):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,1 @@
+"""Thin route handlers, one module per area; `service.main` includes their routers."""

@@ -1,0 +1,109 @@
+"""Batch listing checks (analysts): submit a manifest, poll the job, download the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from artmatch.errors import NotFound
+from service import operations as ops
+from service.deps import Analyst, RuntimeDep
+from service.schemas import JobPublic
+from service.uploads import read_upload
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["batch jobs"])
+
+_MANIFEST_TYPES = (
+    "text/csv",
+    "text/plain",
+    "application/json",
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/vnd.ms-excel",
+)
+
+
+@router.post(
+    "",
+    response_model=JobPublic,
+    status_code=202,
+    summary="Check auction listings against lost objects, in the background (role: analyst)",
+)
+async def create_job(
+    user: Analyst,
+    runtime: RuntimeDep,
+    manifest: Annotated[
+        UploadFile | None, File(description="Manifest CSV/JSONL: listing_id, image, ...")
+    ] = None,
+    images: Annotated[
+        list[UploadFile] | None, File(description="The listing photos the manifest names")
+    ] = None,
+    manifest_path: Annotated[
+        str | None, Form(max_length=2000, description="Or: a manifest already on the server")
+    ] = None,
+    recheck: Annotated[bool, Form()] = False,
+) -> JobPublic:
+    limit = runtime.settings.max_upload_bytes
+    upload = None
+    if manifest is not None and manifest.filename:
+        data = await read_upload(manifest, limit=limit, kind="manifest", allowed=_MANIFEST_TYPES)
+        upload = (manifest.filename, data)
+    files = [
+        (f.filename or f"image{i}", await read_upload(f, limit=limit))
+        for i, f in enumerate(images or [])
+        if f.filename
+    ]
+    return await run_in_threadpool(
+        lambda: ops.submit_job(
+            runtime,
+            user,
+            manifest_path=manifest_path or None,
+            upload=upload,
+            images=files,
+            recheck=recheck,
+        )
+    )
+
+
+@router.get("", response_model=list[JobPublic], summary="Recent jobs (role: analyst)")
+def list_jobs(user: Analyst, runtime: RuntimeDep) -> list[JobPublic]:
+    return [ops.job_public(j) for j in runtime.accounts.list_jobs()]
+
+
+@router.get("/{job_id}", response_model=JobPublic, summary="Progress of a job (role: analyst)")
+def get_job(job_id: str, user: Analyst, runtime: RuntimeDep) -> JobPublic:
+    return ops.job_public(runtime.accounts.get_job(job_id))
+
+
+def _report(runtime: RuntimeDep, job_id: str, kind: str) -> Path:
+    job = runtime.accounts.get_job(job_id)
+    path = job.report_csv if kind == "csv" else job.report_json
+    if not path or not Path(path).is_file():
+        raise NotFound(f"job {job_id} has no report (yet): it is {job.status.value}")
+    return Path(path)
+
+
+@router.get(
+    "/{job_id}/report.csv",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+    summary="Hit report, CSV (role: analyst)",
+)
+def report_csv(job_id: str, user: Analyst, runtime: RuntimeDep) -> FileResponse:
+    path = _report(runtime, job_id, "csv")
+    return FileResponse(path, media_type="text/csv", filename=f"hits-{job_id}.csv")
+
+
+@router.get(
+    "/{job_id}/report.json",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/json": {}}}},
+    summary="Hit report with errors and settings, JSON (role: analyst)",
+)
+def report_json(job_id: str, user: Analyst, runtime: RuntimeDep) -> FileResponse:
+    path = _report(runtime, job_id, "json")
+    return FileResponse(path, media_type="application/json", filename=f"hits-{job_id}.json")

@@ -1,0 +1,147 @@
+"""Catalogue objects and their photos. Registrars manage their own institution's objects;
+investigators and analysts read every catalogue; a registrar reads only their own."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+
+from artmatch.errors import InvalidInput
+from artmatch.schemas import ObjectStatus, ObjectUpdate, StatusChange
+from service import operations as ops
+from service.deps import CatalogueReader, Registrar, RuntimeDep, ServicesDep
+from service.errors import Forbidden
+from service.schemas import (
+    Deleted,
+    ObjectDetail,
+    ObjectIn,
+    ObjectOut,
+    Page,
+    PhotoOut,
+    UploadOutcome,
+)
+from service.uploads import read_upload
+from storage.catalogue.accounts import Role
+
+router = APIRouter(prefix="/api/v1/objects", tags=["objects"])
+
+_Text = Annotated[
+    str | None,
+    Query(max_length=200, description="Text in id, title, maker, inscriptions, description"),
+]
+
+
+@router.get(
+    "",
+    response_model=Page[ObjectOut],
+    summary="List and filter objects (roles: registrar (own institution), investigator, analyst)",
+)
+def list_objects(
+    user: CatalogueReader,
+    runtime: RuntimeDep,
+    status: Annotated[list[ObjectStatus] | None, Query()] = None,
+    institution: Annotated[list[str] | None, Query()] = None,
+    object_type: Annotated[str | None, Query(max_length=200)] = None,
+    q: _Text = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 24,
+) -> Page[ObjectOut]:
+    if user.role is Role.REGISTRAR:
+        own = user.account.institution or ""
+        if institution and set(institution) != {own}:
+            raise Forbidden("registrars browse their own institution's catalogue only")
+        institution = [own]
+    items, total = runtime.queries.list_objects(
+        offset=(page - 1) * page_size,
+        limit=page_size,
+        statuses=status,
+        institutions=institution,
+        object_type=object_type,
+        text=q,
+    )
+    thumbs = runtime.queries.first_photos([o.object_id for o in items])
+    out = [
+        ObjectOut(
+            **o.model_dump(),
+            url=ops.object_url(o.object_id),
+            thumbnail_url=f"{ops.API}/photos/{thumbs[o.object_id]}/thumbnail"
+            if o.object_id in thumbs
+            else None,
+        )
+        for o in items
+    ]
+    return Page[ObjectOut](items=out, total=total, page=page, page_size=page_size)
+
+
+@router.post("", response_model=ObjectOut, status_code=201, summary="New object (role: registrar)")
+def create_object(body: ObjectIn, user: Registrar, runtime: RuntimeDep) -> ObjectOut:
+    return ops.create_object(runtime, user, body)
+
+
+@router.get(
+    "/{object_id}",
+    response_model=ObjectDetail,
+    summary="Record, photos, history (roles: registrar (own), investigator, analyst)",
+)
+def get_object(object_id: str, user: CatalogueReader, runtime: RuntimeDep) -> ObjectDetail:
+    return ops.object_detail(runtime, user, object_id)
+
+
+@router.patch("/{object_id}", response_model=ObjectOut, summary="Edit fields (role: registrar)")
+def update_object(
+    object_id: str, body: ObjectUpdate, user: Registrar, runtime: RuntimeDep
+) -> ObjectOut:
+    return ops.update_object(runtime, user, object_id, body)
+
+
+@router.post(
+    "/{object_id}/status",
+    response_model=ObjectOut,
+    summary="Report stolen / missing / recovered, with loss details (role: registrar)",
+)
+def change_status(
+    object_id: str, body: StatusChange, user: Registrar, runtime: RuntimeDep
+) -> ObjectOut:
+    return ops.change_status(runtime, user, object_id, body)
+
+
+@router.delete("/{object_id}", response_model=Deleted, summary="Delete (role: registrar)")
+def delete_object(
+    object_id: str, user: Registrar, runtime: RuntimeDep, services: ServicesDep
+) -> Deleted:
+    ops.delete_object(runtime, services, user, object_id)
+    return Deleted(deleted=f"object {object_id}")
+
+
+@router.get(
+    "/{object_id}/photos",
+    response_model=list[PhotoOut],
+    summary="Photos of an object (roles: registrar (own), investigator, analyst)",
+)
+def list_photos(object_id: str, user: CatalogueReader, runtime: RuntimeDep) -> list[PhotoOut]:
+    ops.readable_object(runtime, user, object_id)
+    return [ops.photo_out(p) for p in runtime.queries.photos_of(object_id)]
+
+
+@router.post(
+    "/{object_id}/photos",
+    response_model=list[UploadOutcome],
+    status_code=201,
+    summary="Upload one or more photos; a duplicate returns the stored photo (role: registrar)",
+)
+async def upload_photos(
+    object_id: str,
+    files: Annotated[list[UploadFile], File(description="One or more image files")],
+    user: Registrar,
+    runtime: RuntimeDep,
+    services: ServicesDep,
+    view: Annotated[str | None, Form(max_length=100)] = None,
+) -> list[UploadOutcome]:
+    if len(files) > runtime.web.max_files:
+        raise InvalidInput(f"at most {runtime.web.max_files} files per upload")
+    limit = runtime.settings.max_upload_bytes
+    data = [
+        (f.filename or f"file{i}", await read_upload(f, limit=limit)) for i, f in enumerate(files)
+    ]
+    return await ops.upload_photos(runtime, services, user, object_id, data, view or None)

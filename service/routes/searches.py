@@ -1,0 +1,59 @@
+"""Searching with a photo (investigators) and reading the search log (auditors)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+
+from artmatch.schemas import ObjectStatus
+from service import operations as ops
+from service.deps import Auditor, Investigator, RuntimeDep, ServicesDep
+from service.schemas import Page, SearchLogOut, SearchResponse
+from service.uploads import read_upload
+
+router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
+
+
+@router.post(
+    "",
+    response_model=SearchResponse,
+    summary="Search the catalogues with a photo; the search is logged (role: investigator)",
+)
+async def create_search(
+    file: Annotated[UploadFile, File(description="The photo to search with")],
+    user: Investigator,
+    runtime: RuntimeDep,
+    services: ServicesDep,
+    case_reference: Annotated[str | None, Form(max_length=500)] = None,
+    status: Annotated[list[ObjectStatus] | None, Form()] = None,
+    institution: Annotated[list[str] | None, Form()] = None,
+    top_k: Annotated[int, Form(ge=1, le=100)] = 10,
+) -> SearchResponse:
+    data = await read_upload(file, limit=runtime.settings.max_upload_bytes)
+    return await ops.run_search(
+        runtime,
+        services,
+        user,
+        data=data,
+        filename=file.filename or "query",
+        case_reference=case_reference or None,
+        statuses=status or None,
+        institutions=[i for i in institution or [] if i] or None,
+        top_k=top_k,
+    )
+
+
+@router.get("", response_model=Page[SearchLogOut], summary="The search log (role: auditor)")
+def search_log(
+    user: Auditor,
+    runtime: RuntimeDep,
+    username: Annotated[str | None, Query(max_length=100)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[SearchLogOut]:
+    rows, total = runtime.accounts.search_log(
+        offset=(page - 1) * page_size, limit=page_size, username=username
+    )
+    items = [SearchLogOut(**r.__dict__) for r in rows]
+    return Page[SearchLogOut](items=items, total=total, page=page, page_size=page_size)

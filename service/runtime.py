@@ -1,0 +1,130 @@
+"""What the app builds at start-up and keeps on ``app.state.runtime``.
+
+The catalogue database (accounts, sessions) opens at once so logins work immediately; the
+embedder and vector index load in a worker thread, and `/api/v1/ready` says when they are.
+Every write to the catalogue and the in-memory index goes through ``write_lock``; index reads
+take the same lock only for the duration of the FAISS call (`LockedIndex`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from artmatch.config import Settings
+from artmatch.container import Services, build_services
+from artmatch.errors import IndexNotReady
+from service.settings import WebSettings
+from storage.catalogue import Catalogue, create_catalogue
+from storage.catalogue.accounts import Accounts, CatalogueQueries
+
+if TYPE_CHECKING:
+    from models.embedders import Embedder
+    from service.jobs import JobRunner
+
+__all__ = ["LockedIndex", "Runtime", "open_runtime"]
+
+
+class LockedIndex:
+    """A `VectorIndex` whose calls are serialised with the writers of the catalogue."""
+
+    def __init__(self, inner: Any, lock: threading.RLock) -> None:
+        self._inner = inner
+        self._lock = lock
+
+    @property
+    def size(self) -> int:
+        with self._lock:
+            return int(self._inner.size)
+
+    @property
+    def meta(self) -> Any:
+        return self._inner.meta
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        with self._lock:
+            self._inner.add(ids, vectors)
+
+    def ids(self) -> np.ndarray:
+        with self._lock:
+            return self._inner.ids()
+
+    def remove(self, ids: Sequence[int] | np.ndarray) -> int:
+        with self._lock:
+            return int(self._inner.remove(ids))
+
+    def search(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._inner.search(*args, **kwargs)
+
+    def save(self) -> None:
+        with self._lock:
+            self._inner.save()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    web: WebSettings
+    catalogue: Catalogue
+    accounts: Accounts
+    queries: CatalogueQueries
+    write_lock: threading.RLock = field(default_factory=threading.RLock)
+    services: Services | None = None
+    load_error: str | None = None
+    jobs: JobRunner | None = None
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.settings.home / "reports"
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.settings.home / "manifests"
+
+    def require_services(self) -> Services:
+        if self.services is None:
+            raise IndexNotReady(self.load_error or "the model and index are still loading")
+        return self.services
+
+    def load_services(self, embedder: Embedder | None = None) -> None:
+        """Build the embedder and index (blocking: call it from a worker thread)."""
+        try:
+            services = build_services(self.settings, embedder=embedder)
+        except Exception as exc:
+            self.load_error = f"loading the model and index failed: {exc}"
+            raise
+        self.services = dataclasses.replace(
+            services, index=LockedIndex(services.index, self.write_lock)
+        )
+
+    def close(self) -> None:
+        if self.jobs is not None:
+            self.jobs.shutdown()
+        if self.services is not None:
+            with self.write_lock:
+                self.services.close()
+        self.accounts.engine.dispose()
+
+
+def open_runtime(settings: Settings, web: WebSettings) -> Runtime:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    # Creates every table of the shared Base (catalogue and service) on a cheap engine.
+    catalogue = create_catalogue(settings.database_url)
+    engine = catalogue.engine
+    return Runtime(
+        settings=settings,
+        web=web,
+        catalogue=catalogue,
+        accounts=Accounts(engine),
+        queries=CatalogueQueries(engine),
+    )

@@ -1,0 +1,238 @@
+"""Request and response bodies of the API, layered on the domain records of `artmatch.schemas`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from artmatch.schemas import ObjectCreate, ObjectPublic, SearchHit, SearchResult
+from storage.catalogue.accounts import JobStatus, Role
+
+__all__ = [
+    "AccountCreate",
+    "AccountPublic",
+    "AccountUpdate",
+    "Deleted",
+    "ErrorBody",
+    "Health",
+    "InstitutionCreate",
+    "InstitutionPublic",
+    "JobPublic",
+    "LoginRequest",
+    "ObjectDetail",
+    "ObjectIn",
+    "Page",
+    "PhotoOut",
+    "Readiness",
+    "SearchHitOut",
+    "SearchLogOut",
+    "SearchResponse",
+    "TokenCreate",
+    "TokenCreated",
+    "TokenPublic",
+    "UploadOutcome",
+    "Whoami",
+]
+
+T = TypeVar("T")
+
+_Username = Field(min_length=2, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    detail: Any | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    model: str | None = None
+    indexed_photos: int | None = None
+    message: str | None = None
+
+
+# -- accounts ------------------------------------------------------------------------------
+
+
+class AccountBase(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+    role: Role
+    #: Required for registrars: the institution whose catalogue they manage.
+    institution: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class AccountCreate(AccountBase):
+    username: str = _Username
+    password: str = Field(min_length=10, max_length=200)
+
+
+class AccountUpdate(BaseModel):
+    role: Role | None = None
+    institution: str | None = Field(default=None, min_length=1, max_length=200)
+    password: str | None = Field(default=None, min_length=10, max_length=200)
+    active: bool | None = None
+
+
+class AccountPublic(AccountBase):
+    id: int
+    username: str
+    active: bool
+    created_at: dt.datetime
+
+
+class Whoami(AccountPublic):
+    pass
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    expires_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenPublic(BaseModel):
+    id: int
+    name: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+
+
+class TokenCreated(TokenPublic):
+    #: Shown once; only its hash is stored.
+    token: str
+
+
+# -- catalogue -----------------------------------------------------------------------------
+
+
+class InstitutionCreate(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True)
+    name: str = Field(min_length=1, max_length=200)
+
+
+class InstitutionPublic(BaseModel):
+    name: str
+    objects: int
+    created_at: dt.datetime
+
+
+class ObjectIn(ObjectCreate):
+    """A new object; a registrar may leave out the institution (theirs is used)."""
+
+    institution: str | None = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+
+
+class PhotoOut(BaseModel):
+    id: int
+    object_id: str
+    sha256: str
+    view: str | None
+    width: int
+    height: int
+    original_name: str | None
+    image_url: str
+    thumbnail_url: str
+    created_at: dt.datetime
+
+
+class ObjectOut(ObjectPublic):
+    url: str
+    thumbnail_url: str | None = None
+
+
+class StatusEventOut(BaseModel):
+    status: str
+    date: dt.date | None
+    reference: str | None
+    note: str | None
+
+
+class ObjectDetail(ObjectOut):
+    photos: list[PhotoOut]
+    history: list[StatusEventOut]
+
+
+class UploadOutcome(BaseModel):
+    filename: str
+    #: "added", "duplicate" (the existing photo is returned) or "error".
+    outcome: str
+    message: str = ""
+    photo: PhotoOut | None = None
+
+
+# -- search and audit ----------------------------------------------------------------------
+
+
+class SearchHitOut(SearchHit):
+    thumbnail_url: str
+    image_url: str
+    object_url: str
+
+
+class SearchResponse(SearchResult):
+    search_id: int
+    case_reference: str | None
+    hits: list[SearchHitOut]  # type: ignore[assignment]
+
+
+class SearchLogOut(BaseModel):
+    id: int
+    username: str
+    created_at: dt.datetime
+    case_reference: str | None
+    query_sha256: str
+    filters: dict[str, Any]
+    matches: int
+    top_object_id: str | None
+    top_score: float | None
+
+
+# -- batch jobs ----------------------------------------------------------------------------
+
+
+class JobCreate(BaseModel):
+    """A manifest already on the server, under one of the allowed roots."""
+
+    manifest_path: str = Field(min_length=1, max_length=2000)
+    recheck: bool = False
+
+
+class JobPublic(BaseModel):
+    id: str
+    username: str
+    status: JobStatus
+    manifest: str
+    total: int
+    done: int
+    checked: int
+    skipped: int
+    hits: int
+    errors: list[str]
+    message: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    report_csv_url: str | None = None
+    report_json_url: str | None = None
+
+
+class Deleted(BaseModel):
+    deleted: str

@@ -1,0 +1,57 @@
+"""Passwords (argon2id via argon2-cffi), bearer tokens and the CSRF token of a browser session.
+
+Tokens are random; only their SHA-256 is stored, so a database leak gives no usable token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+__all__ = [
+    "csrf_for",
+    "csrf_matches",
+    "hash_password",
+    "new_token",
+    "token_sha256",
+    "verify_password",
+]
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so timing does not reveal which names exist.
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_token(prefix: str = "am") -> tuple[str, str]:
+    """(token to hand out once, its SHA-256 to store)."""
+    token = f"{prefix}_{secrets.token_urlsafe(32)}"
+    return token, token_sha256(token)
+
+
+def token_sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def csrf_for(session_token: str) -> str:
+    # Derived from the session cookie: a cross-site page cannot read the cookie, so it cannot
+    # compute this value, and nothing extra needs storing.
+    return hashlib.sha256(b"csrf:" + session_token.encode()).hexdigest()[:40]
+
+
+def csrf_matches(session_token: str, candidate: str | None) -> bool:
+    return bool(candidate) and hmac.compare_digest(csrf_for(session_token), candidate or "")

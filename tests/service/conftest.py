@@ -1,0 +1,77 @@
+"""An app with the fake embedder, accounts of every role and their API tokens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+
+from artmatch.config import Settings
+from models.embedders import FakeEmbedder
+from service.main import create_app
+from service.security import hash_password, new_token
+from service.settings import WebSettings
+from storage.catalogue.accounts import Role
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Api:
+    client: TestClient
+    tokens: dict[str, str]
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def as_(self, who: str, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        return self.client.request(method, url, headers=self.headers(who), **kwargs)
+
+
+#: Accounts created for every test: name -> (role, institution).
+ACCOUNTS = {
+    "admin": (Role.ADMIN, None),
+    "reg_a": (Role.REGISTRAR, "Museum A"),
+    "reg_b": (Role.REGISTRAR, "Museum B"),
+    "inv": (Role.INVESTIGATOR, None),
+    "analyst": (Role.ANALYST, None),
+    "auditor": (Role.AUDITOR, None),
+}
+
+
+def wait_ready(client: TestClient, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if client.get("/api/v1/ready").status_code == 200:
+            return
+        time.sleep(0.02)
+    raise AssertionError("service never became ready")
+
+
+@pytest.fixture
+def web_settings() -> WebSettings:
+    return WebSettings(max_request_bytes=3 * 1024 * 1024)
+
+
+@pytest.fixture
+def api(settings: Settings, web_settings: WebSettings) -> Iterator[Api]:
+    settings = settings.model_copy(update={"max_upload_bytes": 2 * 1024 * 1024})
+    app = create_app(settings, web=web_settings, embedder=FakeEmbedder())
+    with TestClient(app) as client:
+        wait_ready(client)
+        accounts = app.state.runtime.accounts
+        tokens = {}
+        for name, (role, institution) in ACCOUNTS.items():
+            account = accounts.create_account(
+                username=name,
+                password_hash=hash_password(PASSWORD),
+                role=role,
+                institution=institution,
+            )
+            token, digest = new_token()
+            accounts.add_token(account_id=account.id, name="test", token_sha256=digest)
+            tokens[name] = token
+        yield Api(client, tokens)
