@@ -26,8 +26,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _progress() -> Progress:
@@ -231,6 +231,13 @@ def search(
         str | None, typer.Option(help="Only objects of these institutions, comma-separated.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(help="Write an evidence picture (PNG) of each match into this directory."),
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Geometric verification (second stage).")
+    ] = True,
 ) -> None:
     """Search the catalogue with a photo; best matches first."""
     from artmatch.matching import search as run_search
@@ -272,6 +279,18 @@ def search(
     out.print(table)
     if not result.matches:
         out.print("[bold]No match above the threshold in the catalogue.[/]")
+
+
+def _write_evidence(services, image, result, directory: Path) -> list[Path]:  # type: ignore[no-untyped-def]
+    from artmatch.evidence import evidence_png
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for hit in result.matches:
+        path = directory / f"evidence_{result.query_sha256[:12]}_{hit.rank:02d}_{hit.object_id}.png"
+        path.write_bytes(evidence_png(services, image, hit))
+        paths.append(path)
+    return paths
 
 
 @app.command("check-listings")

@@ -65,14 +65,23 @@ class IndexSettings(BaseModel):
 
 
 class MatchSettings(BaseModel):
-    #: Cosine similarity at or above which a candidate counts as a match (see README,
-    #: "How the settings were chosen").
+    #: Cosine similarity at or above which a candidate counts as a match when
+    #: verification is off (see README, "How the settings were chosen").
     threshold: float = Field(default=0.62, ge=-1.0, le=1.0)
     #: Photo neighbours fetched per object returned, before aggregating per object.
     photos_per_object: int = Field(default=4, ge=1, le=64)
     #: Centre crops of the query (fraction of each side) embedded besides the whole photo;
     #: a seized item is often photographed with its surroundings (frame, wall, table).
     query_crops: tuple[float, ...] = (0.8, 0.6)
+    #: Second stage: check the top candidates with local features and geometry.
+    verify: bool = True
+    #: Candidates (objects) verified per query.
+    verify_top: int = Field(default=10, ge=1, le=100)
+    #: Candidate regions searched separately, for photos of several objects (0 = off).
+    max_regions: int = Field(default=4, ge=0, le=16)
+    #: Calibrated probability at or above which a candidate is reported as a match; the
+    #: default is the one chosen with the calibration (models/calibration.json).
+    confidence_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class Settings(BaseSettings):

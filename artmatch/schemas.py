@@ -19,6 +19,7 @@ __all__ = [
     "ObjectStatus",
     "ObjectUpdate",
     "PhotoPublic",
+    "RegionMatch",
     "SearchHit",
     "SearchResult",
     "StatusChange",
@@ -106,7 +107,16 @@ class SearchHit(BaseModel):
     status: ObjectStatus
     title: str | None
     maker: str | None
+    #: Cosine similarity of the global descriptors (first stage).
     score: float
+    #: Calibrated probability that this is the object (second stage); equals nothing
+    #: meaningful when verification is off, where it is the cosine again.
+    confidence: float
+    #: Geometrically consistent local-feature matches with the catalogue photo.
+    inliers: int | None = None
+    verified: bool = False
+    #: The matched region of the query photo, (x0, y0, x1, y1) in its pixels.
+    region: tuple[int, int, int, int] | None = None
     is_match: bool
     photo_id: int
     photo_view: str | None
@@ -115,14 +125,29 @@ class SearchHit(BaseModel):
     loss_reference: str | None = None
 
 
+class RegionMatch(BaseModel):
+    """One object found in one region of a (possibly multi-object) photo."""
+
+    box: tuple[int, int, int, int]
+    object_id: str
+    confidence: float
+    inliers: int
+
+
 class SearchResult(BaseModel):
     query_sha256: str
+    query_size: tuple[int, int]
+    #: "probability" (calibrated, with verification) or "cosine" (global stage only).
+    threshold_kind: str
     threshold: float
+    verification: bool
     model: str
+    index_version: int
     objects_searched: int
     statuses: list[ObjectStatus] | None
     institutions: list[str] | None
     hits: list[SearchHit]
+    regions: list[RegionMatch] = []
 
     @property
     def matches(self) -> list[SearchHit]:

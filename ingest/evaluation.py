@@ -11,23 +11,24 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from artmatch.config import Settings
-from artmatch.container import build_services
+from artmatch.container import Services, build_services
 from artmatch.errors import InvalidInput
 from artmatch.matching import search
-from artmatch.schemas import ObjectCreate
+from artmatch.schemas import ObjectCreate, SearchResult
 from ingest.catalogue_csv import iter_items, read_catalogue_csv
-from ingest.photos import Outcome, PhotoItem, ingest_photos
+from ingest.photos import IngestOutcome, Outcome, PhotoItem, ingest_photos
 from models.embedders import Embedder
 from models.images import decode_image
 
-__all__ = ["EvalReport", "run_eval"]
+__all__ = ["EvalReport", "eval_catalogue", "run_eval"]
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".gif"}
 
@@ -39,9 +40,12 @@ class EvalReport:
     queries: int
     catalogue_images: int
     recall_at: dict[int, float]
+    recall1_global: float
     mrr: float
     unknown_queries: int
     false_match_rate: float | None
+    multi_object_queries: int
+    multi_object_recall: float | None
     ingest_images_per_s: float
     query_ms: list[float] = field(repr=False)
     failures: list[str] = field(default_factory=list)
@@ -54,11 +58,15 @@ class EvalReport:
             "recall@1": round(self.recall_at[1], 4),
             "recall@5": round(self.recall_at[5], 4),
             "recall@10": round(self.recall_at[10], 4),
+            "recall@1_global": round(self.recall1_global, 4),
             "mrr": round(self.mrr, 4),
             "unknown_queries": self.unknown_queries,
             "false_match_rate": None
             if self.false_match_rate is None
             else round(self.false_match_rate, 4),
+            "multi_object_recall": None
+            if self.multi_object_recall is None
+            else round(self.multi_object_recall, 4),
             "ingest_images_per_s": round(self.ingest_images_per_s, 2),
             "query_ms_p50": round(float(np.percentile(ms, 50)), 1),
             "query_ms_p95": round(float(np.percentile(ms, 95)), 1),
@@ -93,27 +101,29 @@ def _ground_truth(set_dir: Path) -> list[dict[str, object]]:
     return list(queries)
 
 
-def run_eval(
+@contextmanager
+def eval_catalogue(
     set_dir: Path,
     *,
     settings: Settings,
     embedder: Embedder,
     distractors: Path | None = None,
     progress: Progress | None = None,
-) -> EvalReport:
-    set_dir = Path(set_dir)
-    queries = _ground_truth(set_dir)
-    parsed = read_catalogue_csv(set_dir / "catalogue.csv", institution="eval")
+) -> Iterator[tuple[Services, list[IngestOutcome], float]]:
+    """A throw-away catalogue of ``set_dir`` (plus distractors) in a temporary directory:
+    yields (services, ingest outcomes, ingest seconds)."""
+    parsed = read_catalogue_csv(Path(set_dir) / "catalogue.csv", institution="eval")
     items = list(iter_items(parsed))
     if distractors is not None:
         items += _distractor_items(Path(distractors))
     with tempfile.TemporaryDirectory(prefix="artmatch-eval-") as tmp:
+        storage = settings.storage.model_copy(
+            update={"backend": "local", "path": None, "database_url": None}
+        )
         run_settings = settings.model_copy(
             update={
                 "home": Path(tmp),
-                "storage": settings.storage.model_copy(
-                    update={"backend": "local", "path": None, "database_url": None}
-                ),
+                "storage": storage,
                 "index": settings.index.model_copy(update={"path": None}),
             }
         )
@@ -129,25 +139,51 @@ def run_eval(
 
             start = time.perf_counter()
             outcomes = ingest_photos(services, items, on_outcome=on_outcome)
-            elapsed = time.perf_counter() - start
-            added = sum(o.outcome is Outcome.ADDED for o in outcomes)
-            failures = [o.message for o in outcomes if o.outcome is Outcome.ERROR]
-            return _run_queries(
-                services,
-                set_dir,
-                queries,
-                added=added,
-                ingest_s=elapsed,
-                failures=failures,
-                progress=progress,
-            )
+            yield services, outcomes, time.perf_counter() - start
         finally:
             services.close()
 
 
-def _run_queries(services, set_dir, queries, *, added, ingest_s, failures, progress) -> EvalReport:  # type: ignore[no-untyped-def]
+def run_eval(
+    set_dir: Path,
+    *,
+    settings: Settings,
+    embedder: Embedder,
+    distractors: Path | None = None,
+    verify: bool = True,
+    progress: Progress | None = None,
+) -> EvalReport:
+    set_dir = Path(set_dir)
+    queries = _ground_truth(set_dir)
+    with eval_catalogue(
+        set_dir, settings=settings, embedder=embedder, distractors=distractors, progress=progress
+    ) as (services, outcomes, elapsed):
+        added = sum(o.outcome is Outcome.ADDED for o in outcomes)
+        failures = [o.message for o in outcomes if o.outcome is Outcome.ERROR]
+        return _run_queries(
+            services,
+            set_dir,
+            queries,
+            added=added,
+            ingest_s=elapsed,
+            failures=failures,
+            verify=verify,
+            progress=progress,
+        )
+
+
+def _rank(result: SearchResult, expected: set[str]) -> float:
+    found = [h.rank for h in result.hits if h.object_id in expected]
+    return min(found) if found else np.inf
+
+
+def _run_queries(  # type: ignore[no-untyped-def]
+    services, set_dir, queries, *, added, ingest_s, failures, verify, progress
+) -> EvalReport:
     ranks: list[float] = []
+    global_ranks: list[float] = []
     unknown_hits: list[bool] = []
+    multi_found = multi_total = 0
     times: list[float] = []
     for n, query in enumerate(queries, start=1):
         path = set_dir / str(query["image"])
@@ -155,30 +191,42 @@ def _run_queries(services, set_dir, queries, *, added, ingest_s, failures, progr
         data = path.read_bytes()
         start = time.perf_counter()
         image = decode_image(data, source=str(path), max_pixels=services.settings.max_image_pixels)
-        result = search(services, image, top_k=10)
+        result = search(services, image, top_k=10, verify=verify)
         times.append((time.perf_counter() - start) * 1000)
         if expected:
-            found = [h.rank for h in result.hits if h.object_id in expected]
-            ranks.append(min(found) if found else np.inf)
+            ranks.append(_rank(result, expected))
+            first = result if not verify else search(services, image, top_k=10, verify=False)
+            global_ranks.append(_rank(first, expected))
+            if len(expected) > 1:
+                matched = {h.object_id for h in result.hits if h.is_match}
+                multi_found += len(expected & matched)
+                multi_total += len(expected)
         else:
             unknown_hits.append(bool(result.matches))
         if progress:
             progress("queries", n, len(queries))
-    ranks_arr = np.asarray(ranks, dtype=np.float64)
-    recall = {k: float(np.mean(ranks_arr <= k)) if len(ranks_arr) else 0.0 for k in (1, 5, 10)}
-    mrr = (
-        float(np.mean(np.where(np.isfinite(ranks_arr), 1.0 / ranks_arr, 0.0)))
-        if len(ranks_arr)
-        else 0.0
-    )
     return EvalReport(
         queries=len(queries),
         catalogue_images=added,
-        recall_at=recall,
-        mrr=mrr,
+        recall_at={k: _recall(ranks, k) for k in (1, 5, 10)},
+        recall1_global=_recall(global_ranks, 1),
+        mrr=_mrr(ranks),
         unknown_queries=len(unknown_hits),
         false_match_rate=float(np.mean(unknown_hits)) if unknown_hits else None,
+        multi_object_queries=sum(len(set(q.get("objects") or [])) > 1 for q in queries),
+        multi_object_recall=multi_found / multi_total if multi_total else None,
         ingest_images_per_s=added / ingest_s if ingest_s > 0 else 0.0,
         query_ms=times,
         failures=failures,
     )
+
+
+def _recall(ranks: list[float], k: int) -> float:
+    return float(np.mean(np.asarray(ranks) <= k)) if ranks else 0.0
+
+
+def _mrr(ranks: list[float]) -> float:
+    if not ranks:
+        return 0.0
+    arr = np.asarray(ranks, dtype=np.float64)
+    return float(np.mean(np.where(np.isfinite(arr), 1.0 / arr, 0.0)))

@@ -208,7 +208,8 @@ def write_report(services: Services, listings: list[Listing], out_stem: Path) ->
                 }
             )
     out_stem.parent.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = out_stem.with_suffix(".csv"), out_stem.with_suffix(".json")
+    csv_path = out_stem.with_name(out_stem.name + ".csv")
+    json_path = out_stem.with_name(out_stem.name + ".json")
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=REPORT_COLUMNS)
         writer.writeheader()

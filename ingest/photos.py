@@ -19,6 +19,7 @@ from artmatch.container import Services
 from artmatch.errors import ArtmatchError, Conflict
 from artmatch.schemas import ObjectCreate
 from models.images import DecodedImage, decode_image, make_thumbnail
+from models.local_features import FEATURES_KEY, extract_local_features
 from storage.catalogue import NewPhoto
 
 __all__ = ["IngestOutcome", "Outcome", "PhotoItem", "blob_keys", "ingest_photos", "sync_index"]
@@ -143,6 +144,10 @@ def _store(
         thumb = make_thumbnail(image.image, max_side=services.settings.storage.thumbnail_px)
         services.blobs.put(thumb_key, thumb, content_type="image/jpeg")
     width, height = image.size
+    local = None
+    if services.settings.match.verify:
+        features = extract_local_features(image.to_array())
+        local = (FEATURES_KEY, features.to_bytes())
     ref = services.catalogue.add_photo(
         record=item.record,
         photo=NewPhoto(
@@ -158,5 +163,6 @@ def _store(
         model=services.embedder.name,
         model_version=services.embedder.version,
         vector=vector,
+        local_features=local,
     )
     return ref.photo_id

@@ -27,6 +27,7 @@ from artmatch.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_MAX_KEYPOINTS",
+    "FEATURES_KEY",
     "DEFAULT_MAX_SIDE",
     "DEFAULT_METHOD",
     "METHODS",
@@ -40,6 +41,8 @@ METHODS = ("rootsift", "sift", "orb")
 DEFAULT_METHOD = "rootsift"
 DEFAULT_MAX_SIDE = 640
 DEFAULT_MAX_KEYPOINTS = 1000
+#: Names the stored features: a change of method or parameters means re-extraction.
+FEATURES_KEY = f"{DEFAULT_METHOD}/{DEFAULT_MAX_SIDE}/{DEFAULT_MAX_KEYPOINTS}"
 
 _FORMAT_VERSION = 1
 # Below this the detectors find almost nothing and the resize arithmetic gets silly.

@@ -48,8 +48,8 @@ class EfficientNetLite0Embedder:
     def __init__(
         self,
         *,
-        image_size: int = 384,
-        scales: Sequence[float] = (1.0, 0.707),
+        image_size: int = 320,
+        scales: Sequence[float] = (1.0,),
         gem_p: float = 3.0,
         threads: int = 0,
     ) -> None:

@@ -126,6 +126,7 @@ class Photo(Base):
     embeddings: Mapped[list[Embedding]] = relationship(
         back_populates="photo", cascade="all, delete-orphan"
     )
+    local_features: Mapped[list[LocalFeatureSet]] = relationship(cascade="all, delete-orphan")
 
 
 class Embedding(Base):
@@ -142,6 +143,20 @@ class Embedding(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
     photo: Mapped[Photo] = relationship(back_populates="embeddings")
+
+
+class LocalFeatureSet(Base):
+    """One photo's keypoints and descriptors for geometric verification, extracted at ingest
+    so a query does not recompute them (`models.local_features.LocalFeatures.to_bytes`)."""
+
+    __tablename__ = "local_features"
+    __table_args__ = (UniqueConstraint("photo_id", "method"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
+    #: Extraction method and parameters, e.g. "rootsift/640/1000".
+    method: Mapped[str] = mapped_column(String(100))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ListingCheck(Base):

@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from artmatch.errors import Conflict, InvalidInput, NotFound, StorageError
 from artmatch.schemas import ObjectCreate, ObjectPublic, ObjectStatus, StatusChange
 from storage.catalogue.orm import (
-    Base,
     CatalogueObject,
     Embedding,
     Institution,
     ListingCheck,
+    LocalFeatureSet,
     Photo,
     StatusEvent,
 )
@@ -64,7 +64,14 @@ class NewPhoto:
     original_name: str | None = None
 
 
-def create_catalogue(database_url: str) -> Catalogue:
+def create_catalogue(database_url: str, *, check_schema: bool = True) -> Catalogue:
+    """Open the catalogue at ``database_url``.
+
+    With ``check_schema`` (the default) the database must be at the newest migration: a new,
+    empty SQLite file is migrated on the spot; anything else not at head raises `ConfigError`
+    naming `artmatch db upgrade` (`storage.migrate.ensure_schema`). ``check_schema=False`` is
+    for the migration commands themselves.
+    """
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(database_url)
@@ -79,7 +86,14 @@ def create_catalogue(database_url: str) -> Catalogue:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-    Base.metadata.create_all(engine)
+    if check_schema:
+        from storage.migrate import ensure_schema
+
+        try:
+            ensure_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     return Catalogue(engine)
 
 
@@ -219,8 +233,10 @@ class Catalogue:
         model: str,
         model_version: str,
         vector: np.ndarray,
+        local_features: tuple[str, bytes] | None = None,
     ) -> PhotoRef:
-        """Create or update the object and attach the photo with its vector, in one commit."""
+        """Create or update the object and attach the photo with its vector (and its local
+        features, as ``(method, data)``), in one commit."""
         with self._session() as session:
             self._upsert(session, record)
             obj = self._object(session, record.object_id)
@@ -230,8 +246,33 @@ class Catalogue:
             session.add(row)
             session.flush()
             session.add(_embedding(row.id, model, model_version, vector))
+            if local_features is not None:
+                method, data = local_features
+                session.add(LocalFeatureSet(photo_id=row.id, method=method, data=data))
             session.flush()
             return _ref(row)
+
+    def local_features(self, photo_ids: Iterable[int], method: str) -> dict[int, bytes]:
+        ids = list({int(i) for i in photo_ids})
+        if not ids:
+            return {}
+        with self._session() as session:
+            rows = session.execute(
+                select(LocalFeatureSet.photo_id, LocalFeatureSet.data).where(
+                    LocalFeatureSet.photo_id.in_(ids), LocalFeatureSet.method == method
+                )
+            ).all()
+        return {int(pid): bytes(data) for pid, data in rows}
+
+    def store_local_features(self, photo_id: int, method: str, data: bytes) -> None:
+        with self._session() as session:
+            session.add(LocalFeatureSet(photo_id=photo_id, method=method, data=data))
+
+    def photos_without_local_features(self, method: str) -> list[PhotoRef]:
+        with self._session() as session:
+            have = select(LocalFeatureSet.photo_id).where(LocalFeatureSet.method == method)
+            rows = session.scalars(select(Photo).where(Photo.id.not_in(have))).all()
+            return [_ref(p) for p in rows]
 
     def photo_refs(self, photo_ids: Iterable[int]) -> dict[int, PhotoRef]:
         ids = list({int(i) for i in photo_ids})
@@ -273,6 +314,22 @@ class Catalogue:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         mat = np.stack([np.frombuffer(r[2], dtype=np.float32, count=r[1]) for r in rows])
         return ids, mat
+
+    def photo_vectors(
+        self, photo_ids: Iterable[int], model: str, model_version: str
+    ) -> dict[int, np.ndarray]:
+        ids = list({int(i) for i in photo_ids})
+        if not ids:
+            return {}
+        with self._session() as session:
+            rows = session.execute(
+                select(Embedding.photo_id, Embedding.dim, Embedding.vector).where(
+                    Embedding.photo_id.in_(ids),
+                    Embedding.model == model,
+                    Embedding.model_version == model_version,
+                )
+            ).all()
+        return {int(r[0]): np.frombuffer(r[2], dtype=np.float32, count=r[1]) for r in rows}
 
     def vector_fingerprint(self, model: str, model_version: str) -> str:
         """Changes whenever the set of vectors of that model version changes."""

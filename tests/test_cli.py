@@ -1,0 +1,151 @@
+"""End-to-end: the `artmatch` command line on the embedded default with the real model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from artmatch.cli import app
+from tests.utils.catalogue import write_catalogue
+from tests.utils.images import jpeg_bytes, photographed, textured_object
+
+runner = CliRunner()
+
+
+def _run(home: Path, *args: str):
+    result = runner.invoke(app, ["--home", str(home), *args], catch_exceptions=False)
+    return result
+
+
+def _artmatch(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"ARTMATCH_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-c", "from artmatch.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_registrar_investigator_analyst_flow(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    csv_path = write_catalogue(tmp_path / "museum", n_objects=6, photos_per_object=2)
+
+    result = _run(home, "import-catalogue", str(csv_path), "--institution", "Museu")
+    assert result.exit_code == 0, result.output
+    assert "12 photo(s) added, 0 duplicate(s), 0 bad row(s)" in result.output
+
+    # a second import stores nothing twice
+    result = _run(home, "import-catalogue", str(csv_path), "--institution", "Museu")
+    assert "0 photo(s) added, 12 duplicate(s)" in result.output
+
+    result = _run(
+        home, "set-status", "obj-4", "stolen", "--reference", "POL-2026-17", "--date", "2026-03-01"
+    )
+    assert result.exit_code == 0 and "obj-4 is now stolen" in result.output
+
+    # investigator: a new photo of object 4, cropped and re-lit, ranks it first
+    query = tmp_path / "seized.jpg"
+    img = photographed(textured_object(4), seed=11)
+    w, h = img.size
+    query.write_bytes(jpeg_bytes(img.crop((10, 20, w - 15, h - 5)), quality=60))
+    result = _run(home, "search", str(query), "--top", "3", "--json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["hits"][0]["object_id"] == "obj-4"
+    assert found["hits"][0]["is_match"] and found["hits"][0]["loss_reference"] == "POL-2026-17"
+    assert found["objects_searched"] == 6
+
+    result = _run(home, "search", str(query), "--status", "stolen,missing")
+    assert result.exit_code == 0 and "obj-4" in result.output
+
+    # analyst: two listings, one of them the stolen object
+    listings = tmp_path / "listings"
+    listings.mkdir()
+    (listings / "a.jpg").write_bytes(jpeg_bytes(photographed(textured_object(4), seed=3)))
+    (listings / "b.jpg").write_bytes(jpeg_bytes(textured_object(999)))
+    (listings / "c.jpg").write_bytes(b"not a photo")
+    manifest = listings / "today.jsonl"
+    manifest.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"listing_id": "L1", "image": "a.jpg", "title": "Old painting", "price": "900"},
+                {"listing_id": "L2", "image": "b.jpg", "seller": "honest dealer"},
+                {"listing_id": "L3", "image": "c.jpg"},
+            ]
+        )
+    )
+    result = _run(home, "check-listings", str(manifest))
+    assert result.exit_code == 1, result.output  # one listing had a bad image
+    print(result.output)
+    assert (
+        "3 listing(s): 2 checked now, 0 already checked, 1 new hit(s), 1 error(s)" in result.output
+    )
+    with (listings / "today.hits.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["listing_id"], r["object_id"]) for r in rows] == [("L1", "obj-4")]
+    report = json.loads((listings / "today.hits.json").read_text())
+    assert report["errors"][0]["listing_id"] == "L3"
+
+    # a re-run skips what was checked and keeps the report whole
+    (listings / "c.jpg").write_bytes(jpeg_bytes(textured_object(998)))
+    result = _run(home, "check-listings", str(manifest))
+    assert result.exit_code == 0
+    assert "1 checked now, 2 already checked" in result.output
+    with (listings / "today.hits.csv").open() as fh:
+        assert [r["listing_id"] for r in csv.DictReader(fh)] == ["L1"]
+
+    # the index is derived: deleting it is harmless
+    for f in (home / "index").iterdir():
+        f.unlink()
+    result = _run(home, "reindex")
+    assert (
+        result.exit_code == 0
+        and "index rebuilt: 12 photo vectors (0 newly embedded)" in result.output
+    )
+
+
+def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    bad_csv = tmp_path / "c.csv"
+    bad_csv.write_text("file,name\n")
+    proc = _artmatch(home, "import-catalogue", str(bad_csv))
+    assert proc.returncode == 2
+    assert "missing column(s) image, object_id" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    proc = _artmatch(home, "set-status", "nope", "stolen")
+    assert proc.returncode == 2 and "no object 'nope'" in proc.stderr
+
+    proc = _artmatch(home, "set-status", "nope", "lost-ish")
+    assert proc.returncode == 2 and "unknown status 'lost-ish'" in proc.stderr
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"listing_id": "x", "image": "a.jpg"}\n{broken\n')
+    proc = _artmatch(home, "check-listings", str(manifest))
+    assert proc.returncode == 2 and "m.jsonl:2: not valid JSON" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    for command in (
+        "import-catalogue",
+        "search",
+        "check-listings",
+        "set-status",
+        "reindex",
+        "eval",
+    ):
+        assert command in result.output

@@ -1,0 +1,103 @@
+"""The second stage through the real pipeline (fake CNN, real local features and geometry)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artmatch.evidence import evidence_png
+from artmatch.matching import search
+from ingest.catalogue_csv import iter_items, read_catalogue_csv
+from ingest.photos import ingest_photos
+from models.calibration import Calibration, default_calibration
+from models.images import decode_image
+from tests.utils.catalogue import write_catalogue
+from tests.utils.images import jpeg_bytes, photographed, textured_object
+
+
+@pytest.fixture
+def catalogue(services, tmp_path: Path):
+    ingest_photos(
+        services, iter_items(read_catalogue_csv(write_catalogue(tmp_path / "c", n_objects=6)))
+    )
+    return services
+
+
+def _query(img: Image.Image):
+    return decode_image(jpeg_bytes(img, quality=85))
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda im: im.rotate(90, expand=True),
+        lambda im: im.rotate(180),
+        lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        lambda im: im.crop((40, 60, 300, 380)),
+        lambda im: photographed(im, seed=4),
+    ],
+    ids=["rot90", "rot180", "mirror", "crop", "photographed"],
+)
+def test_transformed_catalogue_photo_is_verified_first(catalogue, transform) -> None:
+    result = search(catalogue, _query(transform(textured_object(2))), top_k=5)
+    best = result.hits[0]
+    assert best.object_id == "obj-2"
+    assert best.verified and best.is_match and best.inliers >= 12
+    assert result.verification and result.threshold_kind == "probability"
+
+
+def test_partial_occlusion_is_still_verified(catalogue) -> None:
+    img = textured_object(3).copy()
+    img.paste((128, 128, 128), (0, 0, 160, 400))  # half of it hidden
+    best = search(catalogue, _query(img), top_k=3).hits[0]
+    assert best.object_id == "obj-3" and best.is_match
+
+
+def test_unrelated_photo_gets_no_match(catalogue) -> None:
+    result = search(catalogue, _query(textured_object(777)), top_k=5)
+    assert result.matches == []
+    assert result.regions == []
+    assert result.objects_searched == 6
+
+
+def test_two_objects_in_one_photo_are_both_found_with_boxes(catalogue) -> None:
+    table = Image.new("RGB", (900, 520), (90, 80, 70))
+    table.paste(textured_object(1).resize((300, 375)), (40, 60))
+    table.paste(textured_object(4).resize((300, 375)), (520, 90))
+    result = search(catalogue, _query(table), top_k=5)
+    found = {r.object_id: r.box for r in result.regions}
+    assert set(found) == {"obj-1", "obj-4"}
+    x0, y0, x1, y1 = found["obj-4"]
+    assert abs(x0 - 520) < 25 and abs(y0 - 90) < 25 and abs(x1 - 820) < 25 and abs(y1 - 465) < 25
+
+
+def test_evidence_picture_shows_the_match(catalogue) -> None:
+    query = _query(photographed(textured_object(5), seed=2))
+    result = search(catalogue, query, top_k=1)
+    png = evidence_png(catalogue, query, result.hits[0])
+    picture = Image.open(io.BytesIO(png))
+    assert picture.format == "PNG"
+    assert picture.width > picture.height  # side by side
+
+
+def test_verification_can_be_turned_off(catalogue) -> None:
+    result = search(catalogue, _query(textured_object(2)), top_k=3, verify=False)
+    assert not result.verification and result.threshold_kind == "cosine"
+    assert all(h.inliers is None for h in result.hits)
+
+
+def test_calibration_is_monotone_and_bounded() -> None:
+    cal = default_calibration()
+    cos = np.linspace(-1, 1, 41)
+    for inliers in (0, 5, 12, 50, 500):
+        p = cal.probability(cos, inliers)
+        assert np.all(np.diff(p) >= 0) and np.all((p >= 0) & (p <= 1))
+    inl = np.arange(0, 300)
+    assert np.all(np.diff(cal.probability(0.5, inl)) >= 0)
+    assert 0 < cal.threshold < 1
+    with pytest.raises(ValueError, match="monotone"):
+        Calibration(weights=(-1.0, 1.0), bias=0.0, threshold=0.5)
