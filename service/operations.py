@@ -197,6 +197,14 @@ async def upload_photos(
     def work() -> list[UploadOutcome]:
         with rt.write_lock:
             outcomes = ingest_photos(services, items)
+        # Answer in the order the files were sent (ingest reports errors first).
+        slots = [name for name, _ in files]
+        order = []
+        for o in outcomes:
+            i = slots.index(o.source)
+            slots[i] = None  # type: ignore[call-overload]
+            order.append(i)
+        outcomes = [o for _, o in sorted(zip(order, outcomes, strict=True), key=lambda t: t[0])]
         out = []
         for o in outcomes:
             photo = None

@@ -17,6 +17,14 @@ from service.settings import WebSettings
 from storage.catalogue.accounts import Role
 
 PASSWORD = "correct horse battery"
+_HASHES: dict[str, str] = {}
+
+
+def password_hash() -> str:
+    # argon2 is slow on purpose; hash once per test session.
+    if PASSWORD not in _HASHES:
+        _HASHES[PASSWORD] = hash_password(PASSWORD)
+    return _HASHES[PASSWORD]
 
 
 @dataclass
@@ -28,7 +36,8 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
     def as_(self, who: str, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
-        return self.client.request(method, url, headers=self.headers(who), **kwargs)
+        headers = self.headers(who) | kwargs.pop("headers", {})
+        return self.client.request(method, url, headers=headers, **kwargs)
 
 
 #: Accounts created for every test: name -> (role, institution).
@@ -67,7 +76,7 @@ def api(settings: Settings, web_settings: WebSettings) -> Iterator[Api]:
         for name, (role, institution) in ACCOUNTS.items():
             account = accounts.create_account(
                 username=name,
-                password_hash=hash_password(PASSWORD),
+                password_hash=password_hash(),
                 role=role,
                 institution=institution,
             )
