@@ -272,7 +272,7 @@ async def search_results(
         return render(
             request, "search.html", user, status_code=status_of(exc), error=str(exc), **ctx
         )
-    known = set(result.hits[0].model_fields) if result.hits else set()
+    known = set(type(result.hits[0]).model_fields) if result.hits else set()
     base_fields = {
         "rank",
         "object_id",
@@ -290,6 +290,8 @@ async def search_results(
         "thumbnail_url",
         "image_url",
         "object_url",
+        "confidence",
+        "inliers",
     }
     return render(
         request,

