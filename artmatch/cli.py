@@ -419,3 +419,13 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted: work committed so far is kept; run the command again to resume")
         sys.exit(130)
+
+
+from ingest.fsck_cli import register as _register_fsck  # noqa: E402
+from storage.migrate_cli import register as _register_db  # noqa: E402
+
+_register_db(app)
+_register_fsck(app)
+from service.cli_commands import register as _register_service_commands  # noqa: E402
+
+_register_service_commands(app)

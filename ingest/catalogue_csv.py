@@ -18,7 +18,7 @@ from artmatch.errors import InvalidInput
 from artmatch.schemas import OBJECT_ID_FIELDS, ObjectCreate
 from ingest.photos import PhotoItem
 
-__all__ = ["CatalogueCsv", "RowError", "read_catalogue_csv"]
+__all__ = ["CatalogueCsv", "RowError", "read_catalogue_csv", "resolve_path"]
 
 REQUIRED = ("image", "object_id")
 OPTIONAL = ("institution", "status", "view", *OBJECT_ID_FIELDS)
@@ -47,6 +47,22 @@ def validation_message(exc: ValidationError) -> str:
 
 def _read_file(path: Path) -> bytes:
     return path.read_bytes()
+
+
+def resolve_path(base: Path, relative: str) -> Path:
+    """``base / relative``, following symbolic links that a checkout wrote as plain files.
+
+    Git on a filesystem (or with ``core.symlinks=false``) without symlinks writes a link as a
+    small text file holding its target; evaluation sets share catalogues through such links.
+    """
+    path = base
+    for part in Path(relative).parts:
+        path = path / part
+        if path.is_file() and not path.suffix and path.stat().st_size < 1024:
+            target = path.read_text(errors="replace").strip()
+            if target and "\n" not in target and (path.parent / target).exists():
+                path = (path.parent / target).resolve()
+    return path.resolve()
 
 
 def read_catalogue_csv(path: Path, *, institution: str = "default") -> CatalogueCsv:
@@ -81,7 +97,7 @@ def read_catalogue_csv(path: Path, *, institution: str = "default") -> Catalogue
         except ValidationError as exc:
             rows.append(RowError(source, f"{source}: {validation_message(exc)}"))
             continue
-        image_path = (base / row["image"]).resolve()
+        image_path = resolve_path(base, row["image"])
         if not image_path.is_file():
             rows.append(RowError(source, f"{source}: image file {row['image']} not found"))
             continue

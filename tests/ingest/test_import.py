@@ -145,3 +145,16 @@ def test_model_change_needs_reembedding(settings, tmp_path: Path) -> None:
     index, _ = open_index(settings, services.catalogue, other, force_rebuild=True)
     assert index.size == 2 and index.meta.dim == 48
     services.catalogue.close()
+
+
+def test_symlink_written_as_plain_file_is_followed(tmp_path: Path) -> None:
+    from ingest.catalogue_csv import resolve_path
+
+    (tmp_path / "shared" / "photos").mkdir(parents=True)
+    (tmp_path / "shared" / "photos" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "catalogue").write_text("../shared/photos")
+    assert (
+        resolve_path(tmp_path / "set", "catalogue/a.jpg")
+        == (tmp_path / "shared/photos/a.jpg").resolve()
+    )

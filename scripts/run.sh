@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install artmatch and start the web service on the embedded default (local photos, SQLite,
+# FAISS files under ARTMATCH_HOME, default ~/.local/share/artmatch) with a small generated
+# demo catalogue on first start. Prints the URL and how to log in.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+exec artmatch serve --demo "$@"
