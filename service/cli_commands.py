@@ -56,13 +56,28 @@ def register(app: typer.Typer) -> None:
 
         settings = _settings(ctx)
         accounts = _accounts(settings)
+        password = None
         if demo:
+            from service.demo import DEMO_ACCOUNTS, seed_accounts
+
             added = seed_demo(settings)
             if added:
                 typer.echo(f"Demo catalogue: {added} generated objects added to {settings.home}.")
+                typer.echo(
+                    f"Photos to try: {settings.home / 'manifests' / 'demo'} "
+                    "(stolen-DEMO-002.jpg, unrelated.jpg, listings.csv)"
+                )
+            password = seed_accounts(settings)
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
         typer.echo(f"artmatch is starting at {url}  (API docs: {url}api/docs)")
-        if accounts.count() == 0:
+        if password:
+            typer.echo(
+                "Demo accounts (one per role), all with the password printed here once:\n"
+                f"    password: {password}\n"
+                + "".join(f"    {name}  ({role})\n" for name, (role, _) in DEMO_ACCOUNTS.items())
+                + "Change or disable them on the Admin page before real use."
+            )
+        elif accounts.count() == 0:
             typer.echo(
                 "No accounts yet. In another terminal, create the first administrator:\n"
                 "    artmatch create-admin --username admin\n"

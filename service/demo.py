@@ -18,7 +18,7 @@ from artmatch.container import build_services
 from artmatch.schemas import ObjectCreate, ObjectStatus, StatusChange
 from ingest.photos import PhotoItem, ingest_photos
 
-__all__ = ["demo_painting", "demo_query_photos", "seed"]
+__all__ = ["DEMO_ACCOUNTS", "demo_painting", "demo_query_photos", "seed", "seed_accounts"]
 
 _MAKERS = ["A. Verhoeven", "M. Lindqvist", "Unknown", "C. Rossi", "J. Okafor", "E. Duarte"]
 _TYPES = ["painting", "icon", "print"]
@@ -94,7 +94,7 @@ def seed(settings: Settings, *, n_objects: int = 12) -> int:
                 object_id,
                 StatusChange(status=ObjectStatus.STOLEN, reference=ref, note="demo theft"),
             )
-        demo_query_photos(settings.home / "demo-queries")
+        demo_query_photos(settings.home / "manifests" / "demo")
         return n_objects
     finally:
         services.close()
@@ -120,3 +120,37 @@ def demo_query_photos(folder: Path) -> list[Path]:
     )
     paths.append(manifest)
     return paths
+
+
+#: Demo accounts: user name -> (role, institution).
+DEMO_ACCOUNTS = {
+    "demo-admin": ("admin", None),
+    "demo-registrar": ("registrar", "Demo Museum"),
+    "demo-investigator": ("investigator", None),
+    "demo-analyst": ("analyst", None),
+    "demo-auditor": ("auditor", None),
+}
+
+
+def seed_accounts(settings: Settings) -> str | None:
+    """One account per role with a freshly generated password (returned, to print once), when
+    there are no accounts at all; None otherwise. Never a fixed password."""
+    import secrets
+
+    from service.security import hash_password
+    from storage.catalogue import create_catalogue
+    from storage.catalogue.accounts import Accounts, Role
+
+    accounts = Accounts(create_catalogue(settings.database_url).engine)
+    try:
+        if accounts.count():
+            return None
+        password = secrets.token_urlsafe(12)
+        digest = hash_password(password)
+        for username, (role, institution) in DEMO_ACCOUNTS.items():
+            accounts.create_account(
+                username=username, password_hash=digest, role=Role(role), institution=institution
+            )
+        return password
+    finally:
+        accounts.engine.dispose()
