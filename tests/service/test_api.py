@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import time
 
-import pytest
 from PIL import Image
 
 from tests.service.conftest import PASSWORD, Api
