@@ -62,6 +62,9 @@ class EmbedderSettings(BaseModel):
 class IndexSettings(BaseModel):
     #: Directory of the FAISS files; default: <home>/index.
     path: Path | None = None
+    #: Keep a snapshot of the index in the blob store, loaded by other and restarted replicas
+    #: instead of rebuilding; None = only when the blob store is shared (not local or memory).
+    snapshots: bool | None = None
 
 
 class MatchSettings(BaseModel):
