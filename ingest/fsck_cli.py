@@ -1,0 +1,93 @@
+"""`artmatch fsck [--repair]`, added to the main CLI by `register`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+
+__all__ = ["register"]
+
+
+def fsck(
+    ctx: typer.Context,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Delete orphan blobs, make lost thumbnails again, embed photos without a "
+            "vector, rebuild a stale index.",
+        ),
+    ] = False,
+    grace_minutes: Annotated[
+        float,
+        typer.Option(
+            "--grace-minutes",
+            min=0,
+            help="Orphan blobs younger than this may belong to an import in flight: reported, "
+            "never deleted (unless --force).",
+        ),
+    ] = 60,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="With --repair, delete recent orphan blobs too."),
+    ] = False,
+) -> None:
+    """Check that photos, catalogue rows and the index agree; exit 1 if they do not."""
+    from artmatch.cli import _settings, err, out
+    from artmatch.container import Services
+    from ingest.fsck import check_store, repair_store, saved_index
+    from models.embedders import create_embedder
+    from storage.blobs import create_blob_store
+    from storage.catalogue import create_catalogue
+    from storage.vector_index import FaissVectorIndex, IndexMeta
+
+    settings = _settings(ctx)
+    grace = dt.timedelta(minutes=grace_minutes)
+    catalogue = create_catalogue(settings.database_url)
+    try:
+        blobs = create_blob_store(settings)
+        with err.status("Loading model..."):
+            embedder = create_embedder(settings.embedder)
+
+        def check():  # type: ignore[no-untyped-def]
+            with err.status("Checking blobs, rows and index..."):
+                index, source = saved_index(settings, blobs, embedder)
+                report = check_store(
+                    catalogue=catalogue,
+                    blobs=blobs,
+                    embedder=embedder,
+                    index=index,
+                    index_source=source,
+                    grace=grace,
+                )
+            return index, report
+
+        index, report = check()
+        for line in report.lines():
+            out.print(line, highlight=False)
+        if repair and not report.consistent or repair and force and report.pending_blobs:
+            empty = FaissVectorIndex(
+                settings.index_path,
+                IndexMeta(model=embedder.name, model_version=embedder.version, dim=embedder.dim),
+            )
+            services = Services(
+                settings=settings,
+                catalogue=catalogue,
+                blobs=blobs,
+                embedder=embedder,
+                index=index or empty,
+            )
+            for action in repair_store(services, report, force=force):
+                out.print(f"repair: {action}", highlight=False)
+            _, report = check()
+            out.print("after repair: " + report.lines()[-1], highlight=False)
+    finally:
+        catalogue.close()
+    if not report.consistent:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fsck")(fsck)

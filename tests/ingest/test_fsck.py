@@ -1,0 +1,143 @@
+"""`artmatch fsck`: each kind of inconsistency is found, repaired where it can be, and the exit
+code says whether the store is consistent."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from artmatch.container import Services
+from ingest.catalogue_csv import iter_items, read_catalogue_csv
+from ingest.fsck import FsckReport, check_store, repair_store, saved_index
+from ingest.photos import ingest_photos
+from storage.catalogue import Embedding
+from tests.utils.catalogue import write_catalogue
+
+NO_GRACE = dt.timedelta(0)
+
+
+@pytest.fixture
+def stocked(services: Services, tmp_path: Path) -> Services:
+    csv_path = write_catalogue(tmp_path / "cat", n_objects=4)
+    ingest_photos(services, iter_items(read_catalogue_csv(csv_path)))
+    return services
+
+
+def _check(services: Services, grace: dt.timedelta = NO_GRACE) -> FsckReport:
+    index, source = saved_index(services.settings, services.blobs, services.embedder)
+    return check_store(
+        catalogue=services.catalogue,
+        blobs=services.blobs,
+        embedder=services.embedder,
+        index=index,
+        index_source=source,
+        grace=grace,
+    )
+
+
+def test_a_fresh_import_is_consistent(stocked: Services) -> None:
+    report = _check(stocked)
+    assert report.consistent and report.photos == 4 and report.blobs == 8
+    assert report.index_source == "local" and report.lines()[-1] == "consistent"
+
+
+def test_orphan_blobs_wait_for_the_grace_period(stocked: Services) -> None:
+    stocked.blobs.put("photos/ab/abandoned", b"half an import")
+    stocked.blobs.put("index/not-ours.json", b"{}")  # other prefixes are not fsck's business
+    young = _check(stocked, grace=dt.timedelta(hours=1))
+    assert young.pending_blobs == ["photos/ab/abandoned"] and young.consistent
+    assert repair_store(stocked, young) == []
+    assert stocked.blobs.exists("photos/ab/abandoned")
+
+    old = _check(stocked)
+    assert old.orphan_blobs == ["photos/ab/abandoned"] and not old.consistent
+    assert repair_store(stocked, old) == ["removed 1 orphan blob(s)"]
+    assert not stocked.blobs.exists("photos/ab/abandoned")
+    assert stocked.blobs.exists("index/not-ours.json")
+    assert _check(stocked).consistent
+
+
+def test_force_removes_recent_orphans(stocked: Services) -> None:
+    stocked.blobs.put("thumbnails/ab/abandoned.jpg", b"x")
+    report = _check(stocked, grace=dt.timedelta(hours=1))
+    assert repair_store(stocked, report, force=True) == ["removed 1 orphan blob(s)"]
+    assert _check(stocked).consistent
+
+
+def test_missing_thumbnail_is_made_again_missing_photo_is_reported(stocked: Services) -> None:
+    first, second = stocked.catalogue.photos_of("obj-0")[0], stocked.catalogue.photos_of("obj-1")[0]
+    stocked.blobs.delete(first.thumbnail_key)
+    stocked.blobs.delete(second.blob_key)
+    report = _check(stocked)
+    assert report.missing_thumbnails == [(first.photo_id, first.thumbnail_key)]
+    assert report.missing_photos == [(second.photo_id, second.blob_key)]
+    actions = repair_store(stocked, report)
+    assert "made 1 missing thumbnail(s) again" in actions
+    assert any("cannot be repaired" in a for a in actions)
+    assert stocked.blobs.exists(first.thumbnail_key)
+    after = _check(stocked)
+    assert not after.consistent and after.missing_photos and not after.missing_thumbnails
+
+
+def test_vectors_missing_from_the_index_are_reindexed(stocked: Services) -> None:
+    gone = int(stocked.index.ids()[0])
+    stocked.index.remove([gone])
+    stocked.index.save()
+    report = _check(stocked)
+    assert report.not_in_index == [gone] and not report.consistent
+    assert repair_store(stocked, report) == ["rebuilt the index from 4 stored vector(s)"]
+    assert _check(stocked).consistent
+
+
+def test_index_ids_without_a_row_and_photos_without_a_vector(stocked: Services) -> None:
+    victim = stocked.catalogue.photos_of("obj-2")[0].photo_id
+    with Session(stocked.catalogue.engine) as session:
+        session.execute(delete(Embedding).where(Embedding.photo_id == victim))
+        session.commit()
+    report = _check(stocked)
+    assert report.without_vector == [victim] and report.not_in_catalogue == [victim]
+    actions = repair_store(stocked, report)
+    assert actions[0] == "embedded 1 photo(s) that had no vector"
+    assert _check(stocked).consistent and stocked.index.size == 4
+
+
+def test_no_saved_index_counts_as_missing_vectors(stocked: Services) -> None:
+    for path in stocked.settings.index_path.iterdir():
+        path.unlink()
+    report = _check(stocked)
+    assert report.index_source == "none" and report.no_index and len(report.not_in_index) == 4
+    assert "no saved index for 4 stored vector(s)" in report.lines()
+    repair_store(stocked, report)
+    assert _check(stocked).consistent
+
+
+def test_cli_exit_codes(stocked: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    from artmatch.cli import app
+
+    monkeypatch.setenv("ARTMATCH_EMBEDDER__NAME", "fake")
+    from artmatch.config import get_settings
+
+    get_settings.cache_clear()
+    home = ["--home", str(stocked.settings.home)]
+    stocked.close()
+    runner = CliRunner()
+    try:
+        result = runner.invoke(app, [*home, "fsck"])
+        assert result.exit_code == 0 and "consistent" in result.output, result.output
+        (stocked.settings.blob_path / "photos" / "zz").mkdir(parents=True)
+        (stocked.settings.blob_path / "photos" / "zz" / "orphan").write_bytes(b"x")
+        result = runner.invoke(app, [*home, "fsck"])
+        assert result.exit_code == 0 and "recent orphan" in result.output
+        result = runner.invoke(app, [*home, "fsck", "--grace-minutes", "0"])
+        assert result.exit_code == 1 and "INCONSISTENT" in result.output
+        result = runner.invoke(app, [*home, "fsck", "--repair", "--grace-minutes", "0"])
+        assert result.exit_code == 0, result.output
+        assert "removed 1 orphan blob(s)" in result.output
+        assert "after repair: consistent" in result.output
+    finally:
+        get_settings.cache_clear()
