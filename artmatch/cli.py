@@ -253,32 +253,57 @@ def search(
     try:
         image = decode_image(data, source=str(photo), max_pixels=services.settings.max_image_pixels)
         result = run_search(
-            services, image, top_k=top, statuses=statuses, institutions=institutions
+            services, image, top_k=top, statuses=statuses, institutions=institutions, verify=verify
         )
+        written = _write_evidence(services, image, result, evidence) if evidence else []
     finally:
         services.catalogue.close()
     if as_json:
         print(result.model_dump_json(indent=2))
         return
-    table = Table(
-        title=f"{photo.name}: {result.objects_searched} objects searched, threshold {result.threshold:.2f}"
+    _print_result(photo.name, result)
+    for path in written:
+        out.print(f"evidence: {path}")
+
+
+def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
+    searched = (
+        f"{result.objects_searched} objects"
+        + (f" ({', '.join(result.statuses)})" if result.statuses else "")
+        + (f" of {', '.join(result.institutions)}" if result.institutions else "")
     )
-    for col in ("#", "object", "score", "match", "status", "institution", "title", "maker"):
+    table = Table(
+        title=f"{name}: {searched} searched, index v{result.index_version}, "
+        f"{result.threshold_kind} threshold {result.threshold:.2f}"
+    )
+    columns = (
+        "#",
+        "object",
+        "confidence",
+        "cosine",
+        "inliers",
+        "match",
+        "status",
+        "title",
+        "region",
+    )
+    for col in columns:
         table.add_column(col)
     for h in result.hits:
         table.add_row(
             str(h.rank),
             h.object_id,
+            f"{h.confidence:.3f}",
             f"{h.score:.3f}",
-            "yes" if h.is_match else "",
+            "" if h.inliers is None else str(h.inliers),
+            "MATCH" if h.is_match else "",
             h.status.value,
-            h.institution,
             h.title or "",
-            h.maker or "",
+            "" if h.region is None else ",".join(map(str, h.region)),
         )
     out.print(table)
     if not result.matches:
-        out.print("[bold]No match above the threshold in the catalogue.[/]")
+        out.print("[bold]No match in the catalogue above the threshold.[/]")
 
 
 def _write_evidence(services, image, result, directory: Path) -> list[Path]:  # type: ignore[no-untyped-def]
@@ -373,6 +398,10 @@ def evaluate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the figures as one JSON object on the last line.")
     ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify/--no-verify", help="Second stage on (default) or off, to compare."),
+    ] = True,
 ) -> None:
     """Measure recall, MRR, false matches and speed on an evaluation set."""
     from ingest.evaluation import run_eval
@@ -394,6 +423,7 @@ def evaluate(
             settings=settings,
             embedder=embedder,
             distractors=distractors,
+            verify=verify,
             progress=on_progress,
         )
     for failure in report.failures[:20]:

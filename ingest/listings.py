@@ -119,7 +119,9 @@ def check_listings(
     listings = read_manifest(manifest)
     base = Path(manifest).parent
     done = (
-        set() if recheck else services.catalogue.checked_listing_ids(l.listing_id for l in listings)
+        set()
+        if recheck
+        else services.catalogue.checked_listing_ids(item.listing_id for item in listings)
     )
     run = ListingRun(total=len(listings))
     model_version = f"{services.embedder.name} {services.embedder.version}"
@@ -186,7 +188,7 @@ def _check_one(
 
 def write_report(services: Services, listings: list[Listing], out_stem: Path) -> tuple[Path, Path]:
     """Write ``<stem>.csv`` and ``<stem>.json``: one row per (listing, matching object)."""
-    checks = services.catalogue.listing_checks(l.listing_id for l in listings)
+    checks = services.catalogue.listing_checks(item.listing_id for item in listings)
     rows = []
     for check in checks:
         for match in check["matches"]:  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from artmatch import matching
 from artmatch.container import Services
+from artmatch.evidence import photo_evidence_png, query_blob_key
 from artmatch.errors import InvalidImage, InvalidInput, NotFound
 from artmatch.schemas import ObjectCreate, ObjectStatus, ObjectUpdate, StatusChange
 from ingest.listings import read_manifest
@@ -242,6 +243,10 @@ async def run_search(
         result = matching.search(
             services, image, top_k=top_k, statuses=statuses, institutions=institutions
         )
+        # The query photo is evidence too: kept (content-addressed) for the evidence pictures.
+        key = query_blob_key(image.sha256)
+        if not services.blobs.exists(key):
+            services.blobs.put(key, data, content_type=f"image/{image.format.lower()}")
         top = result.hits[0] if result.hits else None
         search_id = rt.accounts.log_search(
             account=principal.account,
@@ -258,6 +263,9 @@ async def run_search(
                 thumbnail_url=f"{API}/photos/{h.photo_id}/thumbnail",
                 image_url=f"{API}/photos/{h.photo_id}/image",
                 object_url=object_url(h.object_id),
+                evidence_url=f"{API}/searches/{search_id}/evidence/{h.photo_id}.png"
+                if h.verified
+                else None,
             )
             for h in result.hits
         ]
@@ -267,6 +275,23 @@ async def run_search(
             search_id=search_id,
             case_reference=case_reference,
         )
+
+    return await run_in_threadpool(work)
+
+
+async def search_evidence(
+    rt: Runtime, services: Services, *, search_id: int, photo_id: int
+) -> bytes:
+    def work() -> bytes:
+        logged = rt.accounts.get_search(search_id)
+        data = services.blobs.get(query_blob_key(logged.query_sha256))
+        query = decode_image(
+            data, source=f"search {search_id}", max_pixels=rt.settings.max_image_pixels
+        )
+        caption = f"search {search_id}" + (
+            f", case {logged.case_reference}" if logged.case_reference else ""
+        )
+        return photo_evidence_png(services, query, photo_id, caption=caption)
 
     return await run_in_threadpool(work)
 

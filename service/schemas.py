@@ -185,6 +185,8 @@ class SearchHitOut(SearchHit):
     thumbnail_url: str
     image_url: str
     object_url: str
+    #: PNG of the query beside the catalogue photo with the inliers drawn (verified hits).
+    evidence_url: str | None = None
 
 
 class SearchResponse(SearchResult):

@@ -7,6 +7,7 @@ in-memory twin for unit tests.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -74,10 +75,8 @@ def create_blob_store(settings: Settings) -> BlobStore:
     name = settings.storage.backend
     if name not in _REGISTRY:
         # Optional backends register themselves on import.
-        try:
+        with contextlib.suppress(ImportError):
             import storage.s3  # noqa: F401
-        except ImportError:
-            pass
     try:
         factory = _REGISTRY[name]
     except KeyError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from artmatch.schemas import ObjectStatus
 from service import operations as ops
@@ -42,6 +42,20 @@ async def create_search(
         institutions=[i for i in institution or [] if i] or None,
         top_k=top_k,
     )
+
+
+@router.get(
+    "/{search_id}/evidence/{photo_id}.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+    summary="Evidence picture: the search photo beside a catalogue photo, inliers drawn "
+    "(role: investigator)",
+)
+async def search_evidence(
+    search_id: int, photo_id: int, user: Investigator, runtime: RuntimeDep, services: ServicesDep
+) -> Response:
+    png = await ops.search_evidence(runtime, services, search_id=search_id, photo_id=photo_id)
+    return Response(content=png, media_type="image/png")
 
 
 @router.get("", response_model=Page[SearchLogOut], summary="The search log (role: auditor)")

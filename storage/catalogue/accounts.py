@@ -502,6 +502,23 @@ class Accounts(_Repo):
             session.flush()
             return row.id
 
+    def get_search(self, search_id: int) -> SearchLogRecord:
+        with self._session() as session:
+            r = session.get(SearchLog, search_id)
+            if r is None:
+                raise NotFound(f"no search {search_id}")
+            return SearchLogRecord(
+                id=r.id,
+                username=r.username,
+                created_at=_aware(r.created_at) or _now(),
+                case_reference=r.case_reference,
+                query_sha256=r.query_sha256,
+                filters=json.loads(r.filters_json or "{}"),
+                matches=r.matches,
+                top_object_id=r.top_object_id,
+                top_score=r.top_score,
+            )
+
     def search_log(
         self, *, offset: int, limit: int, username: str | None = None
     ) -> tuple[list[SearchLogRecord], int]:

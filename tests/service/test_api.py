@@ -103,6 +103,15 @@ def test_search_ranks_the_object_and_is_logged(api: Api) -> None:
     assert entry["username"] == INV and entry["case_reference"] == "CASE-9"
     assert entry["query_sha256"] == result["query_sha256"] and entry["top_object_id"] == "A-2"
 
+    # the evidence picture of the verified match
+    best = result["hits"][0]
+    assert best["verified"] and best["evidence_url"].endswith(f"/{best['photo_id']}.png")
+    png = api.as_(INV, "GET", best["evidence_url"])
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+    missing = api.as_(INV, "GET", f"/api/v1/searches/{result['search_id'] + 99}/evidence/1.png")
+    assert missing.status_code == 404
+
 
 def test_duplicate_photo_returns_existing(api: Api) -> None:
     _object(api)

@@ -39,6 +39,12 @@ MATRIX = [
     ("DELETE", "/api/v1/photos/{photo_id}", "/api/v1/photos/1", {REG}),
     ("POST", "/api/v1/searches", "/api/v1/searches", {INV}),
     ("GET", "/api/v1/searches", "/api/v1/searches", {AUD}),
+    (
+        "GET",
+        "/api/v1/searches/{search_id}/evidence/{photo_id}.png",
+        "/api/v1/searches/1/evidence/1.png",
+        {INV},
+    ),
     ("POST", "/api/v1/jobs", "/api/v1/jobs", {AN}),
     ("GET", "/api/v1/jobs", "/api/v1/jobs", {AN}),
     ("GET", "/api/v1/jobs/{job_id}", "/api/v1/jobs/nope", {AN}),
