@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from artmatch import matching
 from artmatch.container import Services
-from artmatch.evidence import photo_evidence_png, query_blob_key
 from artmatch.errors import InvalidImage, InvalidInput, NotFound
+from artmatch.evidence import photo_evidence_png, query_blob_key
 from artmatch.schemas import ObjectCreate, ObjectStatus, ObjectUpdate, StatusChange
 from ingest.listings import read_manifest
 from ingest.photos import Outcome, PhotoItem, ingest_photos, sync_index
