@@ -97,13 +97,16 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
                 # Batch migrations copy tables; foreign keys would cascade on the copy's drop.
                 # The pragma only takes effect outside a transaction, hence before any work.
                 conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            if before is None and "objects" in _table_names(conn):
+            tables = _table_names(conn) if before is None else set()
+            if "objects" in tables:
+                # create_all also made the web service's tables where the service had run.
+                baseline = "0002" if "accounts" in tables else BASELINE_REVISION
                 log.warning(
                     "catalogue database %s predates migrations: adopting it at revision %s",
                     _where(engine),
-                    BASELINE_REVISION,
+                    baseline,
                 )
-                command.stamp(alembic_config(connection=conn), BASELINE_REVISION)
+                command.stamp(alembic_config(connection=conn), baseline)
             command.upgrade(alembic_config(connection=conn), revision)
             conn.commit()
             if conn.dialect.name == "sqlite":

@@ -132,6 +132,17 @@ def test_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
         catalogue.close()
 
 
+def test_database_from_before_migrations_with_service_tables_is_adopted(tmp_path: Path) -> None:
+    url = _sqlite(tmp_path)
+    engine = create_engine(url)
+    target_metadata().create_all(engine)
+    engine.dispose()
+    raw = create_catalogue(url, check_schema=False)
+    assert upgrade(raw.engine) == (None, head_revision())
+    raw.close()
+    create_catalogue(url).close()
+
+
 _BASELINE_TABLES = (
     "institutions",
     "objects",
