@@ -292,6 +292,9 @@ async def search_results(
         "object_url",
         "confidence",
         "inliers",
+        "verified",
+        "region",
+        "evidence_url",
     }
     return render(
         request,
