@@ -30,9 +30,14 @@ from models.images import decode_image
 OUT = Path(__file__).resolve().parent.parent / "models" / "calibration.json"
 
 
-def collect(
-    set_dir: Path, settings: Settings, embedder
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def collect(  # type: ignore[no-untyped-def]
+    set_dir: Path, settings: Settings, embedder, cache: Path | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows (cosine, inliers), labels and query index of every candidate of every query;
+    cached in ``cache`` (an .npz) when given, since collecting takes minutes."""
+    if cache is not None and cache.exists():
+        data = np.load(cache)
+        return data["rows"], data["labels"], data["query_index"]
     rows, labels, query_index = [], [], []
     queries = _ground_truth(set_dir)
     with eval_catalogue(set_dir, settings=settings, embedder=embedder) as (services, _, _):
@@ -46,7 +51,10 @@ def collect(
                 query_index.append(qi)
             print(f"\r{set_dir.name}: {qi + 1}/{len(queries)}", end="", file=sys.stderr)
     print(file=sys.stderr)
-    return np.asarray(rows, float), np.asarray(labels, bool), np.asarray(query_index)
+    out = np.asarray(rows, float), np.asarray(labels, bool), np.asarray(query_index)
+    if cache is not None:
+        np.savez(cache, rows=out[0], labels=out[1], query_index=out[2])
+    return out
 
 
 def choose_threshold(
@@ -65,13 +73,15 @@ def main() -> None:
     parser.add_argument("sets", nargs="+", type=Path)
     parser.add_argument("--target-fmr", type=float, default=0.01)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--cache", type=Path, help="directory to cache collected rows in")
     args = parser.parse_args()
     settings = Settings()
     embedder = create_embedder(settings.embedder)
     xs, ys, qs, names = [], [], [], []
     offset = 0
     for set_dir in args.sets:
-        x, y, q = collect(set_dir, settings, embedder)
+        cache = args.cache / f"{set_dir.name}.npz" if args.cache else None
+        x, y, q = collect(set_dir, settings, embedder, cache)
         xs.append(x)
         ys.append(y)
         qs.append(q + offset)

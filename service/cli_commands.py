@@ -35,6 +35,31 @@ def seed_demo(settings: Settings, *, n_objects: int = 12) -> int:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    def worker(
+        ctx: typer.Context,
+        poll_seconds: Annotated[
+            float, typer.Option(min=0.1, help="Seconds between looks for queued jobs.")
+        ] = 2.0,
+        once: Annotated[
+            bool, typer.Option("--once", help="Run the queued jobs, then exit.")
+        ] = False,
+    ) -> None:
+        """Run the batch jobs the web service queues (with ARTMATCH_WEB_JOB_WORKERS=0)."""
+        from service.worker import run_worker
+
+        settings = _settings(ctx)
+        typer.echo(
+            f"artmatch worker: waiting for batch jobs in {settings.database_url.split('@')[-1]}"
+        )
+        count = run_worker(
+            settings,
+            poll_seconds=poll_seconds,
+            once=once,
+            on_job=lambda job_id: typer.echo(f"job {job_id} finished"),
+        )
+        typer.echo(f"artmatch worker: {count} job(s) run")
+
+    @app.command()
     def serve(
         ctx: typer.Context,
         host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

@@ -40,13 +40,16 @@ class JobRunner:
         services: Callable[[], Services],
         reports_dir: Path,
         workers: int = 1,
+        stale: tuple[JobStatus, ...] = (JobStatus.QUEUED, JobStatus.RUNNING),
     ) -> None:
+        """``stale``: statuses that, found at start, belong to a process that died."""
         self._accounts = accounts
         self._services = services
         self._reports_dir = reports_dir
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artmatch-job")
         self._stop = threading.Event()
-        failed = accounts.fail_unfinished_jobs(STOPPED_MESSAGE)
+        self._stale = stale
+        failed = accounts.fail_unfinished_jobs(STOPPED_MESSAGE, statuses=stale)
         if failed:
             log.warning("%d job(s) of a previous run were marked failed", failed)
 
@@ -56,7 +59,11 @@ class JobRunner:
     def shutdown(self) -> None:
         self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._accounts.fail_unfinished_jobs(STOPPED_MESSAGE)
+        self._accounts.fail_unfinished_jobs(STOPPED_MESSAGE, statuses=self._stale)
+
+    def run(self, job_id: str, manifest: Path, *, recheck: bool) -> None:
+        """Run one job in the calling thread (the worker process uses this)."""
+        self._run(job_id, manifest, recheck)
 
     def _run(self, job_id: str, manifest: Path, recheck: bool) -> None:
         now = lambda: dt.datetime.now(dt.UTC)  # noqa: E731

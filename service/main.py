@@ -44,12 +44,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await run_in_threadpool(open_runtime, settings or get_settings(), web)
-        runtime.jobs = JobRunner(
-            accounts=runtime.accounts,
-            services=runtime.require_services,
-            reports_dir=runtime.reports_dir,
-            workers=web.job_workers,
-        )
+        if web.job_workers > 0:
+            runtime.jobs = JobRunner(
+                accounts=runtime.accounts,
+                services=runtime.require_services,
+                reports_dir=runtime.reports_dir,
+                workers=web.job_workers,
+            )
         app.state.runtime = runtime
 
         async def load() -> None:

@@ -29,5 +29,6 @@ class WebSettings(BaseSettings):
     #: Directories an analyst may name a manifest in (server paths); none: uploads only
     #: besides ``<home>/manifests``.
     manifest_roots: list[Path] = Field(default_factory=list)
-    #: Batch jobs run at the same time (each in its own thread).
-    job_workers: int = Field(default=1, ge=1, le=8)
+    #: Batch jobs run at the same time by the service (each in its own thread); 0 leaves
+    #: them queued for separate `artmatch worker` processes (docker-compose does this).
+    job_workers: int = Field(default=1, ge=0, le=8)

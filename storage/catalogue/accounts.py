@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -590,11 +591,36 @@ class Accounts(_Repo):
             ).all()
             return [_job(r) for r in rows]
 
-    def fail_unfinished_jobs(self, message: str) -> int:
-        """Mark jobs a previous process left queued or running as failed (never lost)."""
+    def claim_next_job(self) -> JobRecord | None:
+        """Take the oldest queued job for this process (marked running), or None.
+
+        The conditional UPDATE makes the claim atomic: two workers never run one job.
+        """
+        with self._session() as session:
+            candidates = session.scalars(
+                select(BatchJob.id)
+                .where(BatchJob.status == JobStatus.QUEUED)
+                .order_by(BatchJob.created_at)
+                .limit(5)
+            ).all()
+            for job_id in candidates:
+                claimed = session.execute(
+                    update(BatchJob)
+                    .where(BatchJob.id == job_id, BatchJob.status == JobStatus.QUEUED)
+                    .values(status=JobStatus.RUNNING, started_at=_now())
+                ).rowcount
+                if claimed:
+                    session.flush()
+                    return _job(session.get(BatchJob, job_id))  # type: ignore[arg-type]
+            return None
+
+    def fail_unfinished_jobs(
+        self, message: str, *, statuses: Sequence[JobStatus] = (JobStatus.QUEUED, JobStatus.RUNNING)
+    ) -> int:
+        """Mark jobs a previous process left unfinished as failed (never lost)."""
         with self._session() as session:
             rows = session.scalars(
-                select(BatchJob).where(BatchJob.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+                select(BatchJob).where(BatchJob.status.in_(list(statuses)))
             ).all()
             for row in rows:
                 row.status = JobStatus.FAILED

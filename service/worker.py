@@ -1,0 +1,70 @@
+"""`artmatch worker`: runs the batch jobs the web service queues, in a process of its own.
+
+Used when the service runs with ``ARTMATCH_WEB_JOB_WORKERS=0`` (as in docker-compose), so
+that hours of listing checks never compete with interactive searches. Jobs are claimed from
+the database atomically; before each job the index is reopened, so photos and thefts added
+through the service since the worker started are seen. A job the worker was running when it
+died is marked failed at its next start (one worker per database; more would need leases).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from artmatch.config import Settings
+from artmatch.container import Services, build_services, open_index
+from service.jobs import JobRunner
+from storage.catalogue.accounts import Accounts, JobStatus
+
+__all__ = ["run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    poll_seconds: float = 2.0,
+    once: bool = False,
+    services: Services | None = None,
+    on_job: Callable[[str], None] | None = None,
+) -> int:
+    """Run queued jobs until stopped (SIGTERM/SIGINT) or, with ``once``, until none is
+    queued; returns the number of jobs run."""
+    services = services or build_services(settings)
+    accounts = Accounts(services.catalogue.engine)
+    runner = JobRunner(
+        accounts=accounts,
+        services=lambda: services,
+        reports_dir=settings.home / "reports",
+        workers=1,
+        stale=(JobStatus.RUNNING,),
+    )
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    done = 0
+    try:
+        while not stop.is_set():
+            job = accounts.claim_next_job()
+            if job is None:
+                if once:
+                    break
+                stop.wait(poll_seconds)
+                continue
+            services.index, _ = open_index(
+                settings, services.catalogue, services.embedder, blobs=services.blobs
+            )
+            log.info("running job %s (%s)", job.id, job.manifest)
+            runner.run(job.id, Path(job.manifest), recheck=job.recheck)
+            done += 1
+            if on_job:
+                on_job(job.id)
+    finally:
+        runner.shutdown()
+    return done
