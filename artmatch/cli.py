@@ -381,10 +381,15 @@ def reindex(ctx: typer.Context) -> None:
                 services, on_progress=lambda n, t: progress.update(task, completed=n, total=t)
             )
         services.index, _ = open_index(
-            services.settings, services.catalogue, services.embedder, force_rebuild=True
+            services.settings,
+            services.catalogue,
+            services.embedder,
+            force_rebuild=True,
+            blobs=services.blobs,
         )
+        services.snapshot_version = services.index.meta.version  # open_index snapshotted it
     finally:
-        services.catalogue.close()
+        services.close()
     out.print(f"index rebuilt: {services.index.size} photo vectors ({embedded} newly embedded)")
 
 

@@ -33,7 +33,8 @@ from service.schemas import (
     StatusEventOut,
     UploadOutcome,
 )
-from storage.catalogue.accounts import JobRecord, PhotoRecord, Role
+from storage.catalogue.accounts import JobRecord, Role
+from storage.catalogue.browse import PhotoRecord
 
 __all__ = [
     "create_object",

@@ -22,7 +22,8 @@ from artmatch.container import Services, build_services
 from artmatch.errors import IndexNotReady
 from service.settings import WebSettings
 from storage.catalogue import Catalogue, create_catalogue
-from storage.catalogue.accounts import Accounts, CatalogueQueries
+from storage.catalogue.accounts import Accounts
+from storage.catalogue.browse import CatalogueQueries
 
 if TYPE_CHECKING:
     from models.embedders import Embedder

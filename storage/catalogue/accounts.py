@@ -1,6 +1,6 @@
 """What the web service keeps besides the catalogue: accounts, API tokens, the search log and
-batch jobs (tables on the catalogue's `Base`), plus the catalogue queries the service needs
-that the core repository does not offer (paged browsing, edits, deletes, photos by id).
+batch jobs (tables on the catalogue's `Base`). Catalogue browsing for the service is in
+`storage.catalogue.browse`.
 
 Like `repository.py`, callers get plain records, never live ORM objects. Secrets are never
 stored: passwords arrive already hashed and tokens as their SHA-256.
@@ -27,7 +27,6 @@ from sqlalchemy import (
     Text,
     delete,
     func,
-    or_,
     select,
     update,
 )
@@ -36,8 +35,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from artmatch.errors import Conflict, NotFound, StorageError
-from artmatch.schemas import ObjectPublic, ObjectStatus
-from storage.catalogue.orm import Base, CatalogueObject, Institution, Photo
+from storage.catalogue.orm import Base, Institution
 
 __all__ = [
     "Account",
@@ -45,11 +43,8 @@ __all__ = [
     "Accounts",
     "ApiToken",
     "BatchJob",
-    "CatalogueQueries",
-    "InstitutionRecord",
     "JobRecord",
     "JobStatus",
-    "PhotoRecord",
     "Role",
     "SearchLog",
     "SearchLogRecord",
@@ -204,29 +199,6 @@ class JobRecord:
     finished_at: dt.datetime | None
 
 
-@dataclass(frozen=True)
-class InstitutionRecord:
-    name: str
-    objects: int
-    created_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class PhotoRecord:
-    id: int
-    sha256: str
-    view: str | None
-    width: int
-    height: int
-    format: str
-    blob_key: str
-    thumbnail_key: str
-    original_name: str | None
-    object_id: str
-    institution: str
-    created_at: dt.datetime
-
-
 def _account(row: Account, institution: str | None) -> AccountRecord:
     return AccountRecord(
         id=row.id,
@@ -258,30 +230,6 @@ def _job(row: BatchJob) -> JobRecord:
         created_at=_aware(row.created_at) or _now(),
         started_at=_aware(row.started_at),
         finished_at=_aware(row.finished_at),
-    )
-
-
-def _photo(row: Photo) -> PhotoRecord:
-    return PhotoRecord(
-        id=row.id,
-        sha256=row.sha256,
-        view=row.view,
-        width=row.width,
-        height=row.height,
-        format=row.format,
-        blob_key=row.blob_key,
-        thumbnail_key=row.thumbnail_key,
-        original_name=row.original_name,
-        object_id=row.object.object_id,
-        institution=row.object.institution.name,
-        created_at=_aware(row.created_at) or _now(),
-    )
-
-
-def _object_public(obj: CatalogueObject, photo_count: int) -> ObjectPublic:
-    data = {f: getattr(obj, f) for f in ObjectPublic.model_fields if hasattr(obj, f)}
-    return ObjectPublic.model_validate(
-        data | {"institution": obj.institution.name, "photo_count": photo_count}
     )
 
 
@@ -627,160 +575,3 @@ class Accounts(_Repo):
                 row.message = message
                 row.finished_at = _now()
             return len(rows)
-
-
-class CatalogueQueries(_Repo):
-    """Browsing and editing the catalogue from the web service."""
-
-    def institutions(self) -> list[InstitutionRecord]:
-        with self._session() as session:
-            rows = session.execute(
-                select(Institution, func.count(CatalogueObject.id))
-                .outerjoin(CatalogueObject, CatalogueObject.institution_id == Institution.id)
-                .group_by(Institution.id)
-                .order_by(Institution.name)
-            ).all()
-            return [InstitutionRecord(i.name, n, _aware(i.created_at) or _now()) for i, n in rows]
-
-    def create_institution(self, name: str) -> InstitutionRecord:
-        with self._session() as session:
-            if session.scalar(select(Institution.id).where(Institution.name == name)):
-                raise Conflict(f"institution {name!r} already exists")
-            inst = _institution(session, name, create=True)
-            return InstitutionRecord(inst.name, 0, _aware(inst.created_at) or _now())
-
-    def delete_institution(self, name: str) -> None:
-        with self._session() as session:
-            inst = _institution(session, name, create=False)
-            used = session.scalar(
-                select(func.count(CatalogueObject.id)).where(
-                    CatalogueObject.institution_id == inst.id
-                )
-            ) or session.scalar(
-                select(func.count(Account.id)).where(Account.institution_id == inst.id)
-            )
-            if used:
-                raise Conflict(f"institution {name!r} still has objects or accounts")
-            session.delete(inst)
-
-    def list_objects(
-        self,
-        *,
-        offset: int,
-        limit: int,
-        statuses: Sequence[ObjectStatus] | None = None,
-        institutions: Sequence[str] | None = None,
-        object_type: str | None = None,
-        text: str | None = None,
-    ) -> tuple[list[ObjectPublic], int]:
-        where: list[Any] = []
-        if statuses:
-            where.append(CatalogueObject.status.in_(list(statuses)))
-        if institutions:
-            where.append(Institution.name.in_(list(institutions)))
-        if object_type:
-            where.append(func.lower(CatalogueObject.object_type) == object_type.lower())
-        if text:
-            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            where.append(
-                or_(
-                    *(
-                        col.ilike(pattern, escape="\\")
-                        for col in (
-                            CatalogueObject.object_id,
-                            CatalogueObject.title,
-                            CatalogueObject.maker,
-                            CatalogueObject.inscriptions_markings,
-                            CatalogueObject.description,
-                        )
-                    )
-                )
-            )
-        photo_count = (
-            select(func.count(Photo.id))
-            .where(Photo.object_pk == CatalogueObject.id)
-            .correlate(CatalogueObject)
-            .scalar_subquery()
-        )
-        with self._session() as session:
-            base = select(CatalogueObject).join(Institution).where(*where)
-            total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
-            rows = session.execute(
-                base.add_columns(photo_count)
-                .order_by(CatalogueObject.updated_at.desc(), CatalogueObject.id.desc())
-                .offset(offset)
-                .limit(limit)
-            ).all()
-            return [_object_public(obj, n) for obj, n in rows], total
-
-    def first_photos(self, object_ids: Sequence[str]) -> dict[str, int]:
-        """The first photo of each object, for thumbnails in lists."""
-        if not object_ids:
-            return {}
-        with self._session() as session:
-            rows = session.execute(
-                select(CatalogueObject.object_id, func.min(Photo.id))
-                .join(Photo, Photo.object_pk == CatalogueObject.id)
-                .where(CatalogueObject.object_id.in_(list(object_ids)))
-                .group_by(CatalogueObject.object_id)
-            ).all()
-            return {oid: pid for oid, pid in rows}
-
-    def object_types(self) -> list[str]:
-        with self._session() as session:
-            return [
-                t
-                for t in session.scalars(
-                    select(CatalogueObject.object_type)
-                    .distinct()
-                    .order_by(CatalogueObject.object_type)
-                ).all()
-                if t
-            ]
-
-    def update_object(self, object_id: str, fields: dict[str, Any]) -> ObjectPublic:
-        """Set (or clear, with None) the given descriptive fields."""
-        with self._session() as session:
-            obj = self._object(session, object_id)
-            for key, value in fields.items():
-                setattr(obj, key, value)
-            session.flush()
-            return _object_public(obj, len(obj.photos))
-
-    def object_institution(self, object_id: str) -> str:
-        with self._session() as session:
-            return self._object(session, object_id).institution.name
-
-    def _object(self, session: Session, object_id: str) -> CatalogueObject:
-        obj = session.scalar(select(CatalogueObject).where(CatalogueObject.object_id == object_id))
-        if obj is None:
-            raise NotFound(f"no object {object_id!r} in the catalogue")
-        return obj
-
-    def delete_object(self, object_id: str) -> list[PhotoRecord]:
-        """Delete the object with its photos, vectors and history; returns the photos."""
-        with self._session() as session:
-            obj = self._object(session, object_id)
-            photos = [_photo(p) for p in obj.photos]
-            session.delete(obj)
-            return photos
-
-    def photo(self, photo_id: int) -> PhotoRecord:
-        with self._session() as session:
-            row = session.get(Photo, photo_id)
-            if row is None:
-                raise NotFound(f"no photo {photo_id}")
-            return _photo(row)
-
-    def photos_of(self, object_id: str) -> list[PhotoRecord]:
-        with self._session() as session:
-            return [_photo(p) for p in self._object(session, object_id).photos]
-
-    def delete_photo(self, photo_id: int) -> PhotoRecord:
-        with self._session() as session:
-            row = session.get(Photo, photo_id)
-            if row is None:
-                raise NotFound(f"no photo {photo_id}")
-            record = _photo(row)
-            session.delete(row)
-            return record
