@@ -19,3 +19,18 @@ def services(settings: Settings) -> Services:
     svc = build_services(settings, embedder=FakeEmbedder())
     yield svc
     svc.close()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    """The default CNN (weights from the installed package), loaded once per test session."""
+    from models.embedders import create_embedder
+
+    return create_embedder(EmbedderSettings())
+
+
+@pytest.fixture
+def real_services(settings: Settings, real_embedder) -> Services:
+    svc = build_services(settings, embedder=real_embedder)
+    yield svc
+    svc.close()

@@ -88,7 +88,6 @@ def test_registrar_investigator_analyst_flow(tmp_path: Path) -> None:
     )
     result = _run(home, "check-listings", str(manifest))
     assert result.exit_code == 1, result.output  # one listing had a bad image
-    print(result.output)
     assert (
         "3 listing(s): 2 checked now, 0 already checked, 1 new hit(s), 1 error(s)" in result.output
     )
