@@ -4,8 +4,8 @@ For every query of each set, the candidates of a verified search give one row ea
 (global cosine, inliers, is it a right object). A gradient-boosted model constrained to be
 monotone in both maps them to a probability (tabulated on a grid); the operating threshold is
 the lowest probability at which, on these queries, at most ``--target-fmr`` of them would
-report a wrong object as a match. Fit on sets that are *not* the ones the figures are reported on (by default the
-synthetic seizure lots and COIL-100; museum-paintings stays held out).
+report a wrong object as a match. Fit on sets other than the one the headline figures are
+reported on (here the synthetic seizure lots and COIL-100; museum-paintings stays held out).
 
     python scripts/calibrate.py ../shared/eval/seizure-lots ../shared/eval/coil100
 """

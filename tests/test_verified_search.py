@@ -19,7 +19,6 @@ from models.images import decode_image
 from tests.utils.catalogue import write_catalogue
 from tests.utils.images import jpeg_bytes, photographed, textured_object
 
-
 pytestmark = pytest.mark.slow
 
 
