@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -15,11 +16,14 @@ from artmatch.verified import (
     extract_query_features,
     pool_candidates,
     query_regions,
-    verify_candidates,
+    score_candidates,
+    verify_pairs,
 )
 from models.calibration import default_calibration
 from models.embedders import Embedder
 from models.images import DecodedImage
+from models.local_features import LocalFeatures
+from models.regions import Box
 from storage.catalogue import PhotoRef
 
 __all__ = ["embed_query", "query_views", "search"]
@@ -58,38 +62,46 @@ def search(
     size = max(services.index.size, 1)
     k = min(max(top_k, settings.verify_top) * settings.photos_per_object, size)
 
-    whole = services.index.search(
-        embed_query(services.embedder, query.image, settings.query_crops), k, allowed_ids=allowed
-    )
-    region_results = []
-    if verify:
-        array = query.to_array()
-        boxes = query_regions(array, settings.max_regions)
-        if boxes:
-            crops = [query.image.crop(tuple(b)) for b in boxes]
-            vectors = services.embedder.embed(crops)
-            scores, ids = services.index.search(vectors, min(k, 20), allowed_ids=allowed)
-            region_results = [(scores[i : i + 1], ids[i : i + 1]) for i in range(len(boxes))]
-    photo_ids = {int(i) for arr in [whole[1], *(r[1] for r in region_results)] for i in arr.ravel()}
-    refs = services.catalogue.photo_refs(i for i in photo_ids if i >= 0)
-    photo_to_object = {pid: ref.object_id for pid, ref in refs.items()}
-    pool = pool_candidates(
-        services,
-        whole=whole,
-        regions=region_results,
-        top=max(top_k, settings.verify_top) if verify else top_k,
-        photo_to_object=photo_to_object,
-    )
-    candidates = list(pool.values())
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artmatch-sift") as worker:
+        # OpenCV extracts the query's keypoints while the CNN embeds it.
+        features_job = worker.submit(extract_query_features, query.to_array()) if verify else None
+        vectors = embed_query(services.embedder, query.image, settings.query_crops)
+        features = features_job.result() if features_job else None
+    whole = services.index.search(vectors, k, allowed_ids=allowed)
+    refs = services.catalogue.photo_refs(int(i) for i in whole[1].ravel() if i >= 0)
     calibration = default_calibration()
     if verify:
+        assert features is not None
         threshold = settings.confidence_threshold or calibration.threshold
-        features = extract_query_features(query.to_array())
-        verify_candidates(services, query.image, features, candidates, calibration)
+        candidates = _verified_candidates(
+            services,
+            query,
+            whole=whole,
+            refs=refs,
+            allowed=allowed,
+            k=k,
+            top=max(top_k, settings.verify_top),
+            features=features,
+        )
+        background = None
+        if allowed is not None:
+            background = _background(services, vectors, exclude={c.object_id for c in candidates})
+        score_candidates(
+            services, query.image, candidates, calibration, threshold, background=background
+        )
         candidates.sort(key=lambda c: (-c.probability, -c.cosine))
         owners = assign_regions(candidates, threshold)
     else:
         threshold = settings.threshold
+        candidates = list(
+            pool_candidates(
+                services,
+                whole=whole,
+                regions=[],
+                top=top_k,
+                photo_to_object={pid: ref.object_id for pid, ref in refs.items()},
+            ).values()
+        )
         for c in candidates:
             c.probability = c.cosine
         candidates.sort(key=lambda c: -c.cosine)
@@ -125,6 +137,91 @@ def search(
     )
 
 
+def _verified_candidates(
+    services: Services,
+    query: DecodedImage,
+    *,
+    whole: tuple[np.ndarray, np.ndarray],
+    refs: dict[int, PhotoRef],
+    allowed: np.ndarray | None,
+    k: int,
+    top: int,
+    features: LocalFeatures,
+) -> list[Candidate]:
+    """Candidates of the whole photo, verified; then those of the proposed regions that no
+    verified match explains yet (the other objects of a multi-object photo), verified too.
+
+    Searching only the unexplained regions keeps a photo of one object as cheap as possible:
+    its one region is usually the verified match itself.
+    """
+    objects = {pid: ref.object_id for pid, ref in refs.items()}
+    first = list(
+        pool_candidates(
+            services, whole=whole, regions=[], top=top, photo_to_object=objects
+        ).values()
+    )
+    verify_pairs(services, features, first)
+    explained = [
+        c.verification.query_box
+        for c in first
+        if c.verified and c.verification is not None and c.verification.query_box is not None
+    ]
+    boxes = [
+        b
+        for b in query_regions(query.to_array(), services.settings.match.max_regions)
+        if not any(_covered(b, e) for e in explained)
+    ]
+    if not boxes:
+        return first
+    vectors = services.embedder.embed([query.image.crop(tuple(b)) for b in boxes])
+    scores, ids = services.index.search(vectors, min(k, 20), allowed_ids=allowed)
+    regions = [(scores[i : i + 1], ids[i : i + 1]) for i in range(len(boxes))]
+    refs.update(
+        services.catalogue.photo_refs({int(i) for i in ids.ravel() if i >= 0} - refs.keys())
+    )
+    objects = {pid: ref.object_id for pid, ref in refs.items()}
+    done = {(c.object_id, c.photo_id): c for c in first}
+    candidates, todo = [], []
+    pooled = pool_candidates(
+        services, whole=whole, regions=regions, top=top, photo_to_object=objects
+    )
+    for cand in pooled.values():
+        earlier = done.get((cand.object_id, cand.photo_id))
+        if earlier is not None:
+            earlier.cosine = max(earlier.cosine, cand.cosine)
+            candidates.append(earlier)
+        else:
+            todo.append(cand)
+    verify_pairs(services, features, todo, mirror_top=0)
+    return candidates + todo
+
+
+def _background(services: Services, vectors: np.ndarray, *, exclude: set[str]) -> np.ndarray:
+    """Best cosines of the nearest objects of the whole catalogue outside ``exclude``.
+
+    A filtered search (only stolen objects, say) must not make a candidate look distinctive
+    because its look-alikes were filtered out.
+    """
+    k = min(services.index.size, 50)
+    if k == 0:
+        return np.zeros(0)
+    scores, ids = services.index.search(vectors, k)
+    refs = services.catalogue.photo_refs(int(i) for i in ids.ravel() if i >= 0)
+    best: dict[str, float] = {}
+    for score, pid in zip(scores.ravel(), ids.ravel(), strict=True):
+        ref = refs.get(int(pid))
+        if ref is not None and ref.object_id not in exclude:
+            best[ref.object_id] = max(best.get(ref.object_id, -1.0), float(score))
+    return np.array(sorted(best.values(), reverse=True)[:5])
+
+
+def _covered(box: Box, by: Box) -> bool:
+    """Whether most of ``box`` lies inside ``by``."""
+    ix = max(0, min(box.x1, by.x1) - max(box.x0, by.x0))
+    iy = max(0, min(box.y1, by.y1) - max(box.y0, by.y0))
+    return box.area > 0 and ix * iy > 0.5 * box.area
+
+
 def _hit(rank: int, cand: Candidate, ref: PhotoRef, *, threshold: float) -> SearchHit:
     return SearchHit(
         rank=rank,
@@ -135,6 +232,7 @@ def _hit(rank: int, cand: Candidate, ref: PhotoRef, *, threshold: float) -> Sear
         maker=ref.maker,
         score=round(cand.cosine, 4),
         confidence=round(cand.probability, 4),
+        margin=round(cand.margin, 4) if cand.verification is not None else None,
         inliers=cand.inliers if cand.verification is not None else None,
         verified=cand.verified,
         region=tuple(int(v) for v in cand.verification.query_box)  # type: ignore[arg-type]

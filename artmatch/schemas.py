@@ -114,6 +114,9 @@ class SearchHit(BaseModel):
     confidence: float
     #: Geometrically consistent local-feature matches with the catalogue photo.
     inliers: int | None = None
+    #: Cosine minus that of the nearest other object of the catalogue: how much this
+    #: candidate stands out (negative: something else looks closer).
+    margin: float | None = None
     verified: bool = False
     #: The matched region of the query photo, (x0, y0, x1, y1) in its pixels.
     region: tuple[int, int, int, int] | None = None

@@ -18,17 +18,19 @@ import numpy as np
 from PIL import Image
 
 from artmatch.container import Services
-from models.calibration import Calibration
+from models.calibration import Calibration, object_margins
 from models.local_features import FEATURES_KEY, LocalFeatures, extract_local_features
 from models.regions import Box, propose_regions
 from models.verification import MIN_INLIERS, Verification, verify
 
-__all__ = ["Candidate", "pool_candidates", "verify_candidates", "assign_regions"]
+__all__ = ["Candidate", "assign_regions", "pool_candidates", "score_candidates", "verify_pairs"]
 
 #: Candidates taken from each proposed region's own search.
 _PER_REGION = 3
 #: Two verified objects whose matched boxes overlap more than this share one region.
 _SAME_REGION_IOU = 0.5
+#: Candidates (best global first) for which a mirrored query is tried too.
+_MIRROR_TOP = 3
 #: A matched box at least this share of the query is the whole photo, not a region.
 _WHOLE_FRACTION = 0.8
 
@@ -40,6 +42,8 @@ class Candidate:
     cosine: float
     inliers: int = 0
     verification: Verification | None = None
+    #: Cosine minus that of the nearest other catalogue object.
+    margin: float = 0.0
     probability: float = 0.0
     region: Box | None = None
 
@@ -95,36 +99,75 @@ def query_regions(image_rgb: np.ndarray, max_regions: int) -> list[Box]:
     ][:max_regions]
 
 
-def verify_candidates(
+def verify_pairs(
     services: Services,
-    query_image: Image.Image,
     query_features: LocalFeatures,
     candidates: Sequence[Candidate],
-    calibration: Calibration,
+    *,
+    mirror_top: int = _MIRROR_TOP,
 ) -> None:
-    """Fill in inliers, region cosine and probability of every candidate, in place."""
+    """Match every candidate's stored local features into the query, in place.
+
+    Mirror images are tried for the ``mirror_top`` best global candidates only: the CNN
+    descriptor is nearly mirror-invariant, so a mirrored photo of a catalogue object still
+    ranks it high, and the extra attempt doubles the cost of every non-matching pair.
+    """
     stored = services.catalogue.local_features([c.photo_id for c in candidates], FEATURES_KEY)
-    for cand in candidates:
+    by_cosine = sorted(candidates, key=lambda c: -c.cosine)
+    for position, cand in enumerate(by_cosine):
         data = stored.get(cand.photo_id)
         if data is not None and len(query_features):
-            cand.verification = verify(query_features, LocalFeatures.from_bytes(data))
+            cand.verification = verify(
+                query_features,
+                LocalFeatures.from_bytes(data),
+                try_mirror=position < mirror_top,
+            )
             cand.inliers = cand.verification.inliers if cand.verification.model else 0
-    rescore_matched_regions(services, query_image, candidates)
-    if candidates:
-        probs = calibration.probability(
-            np.array([c.cosine for c in candidates]), np.array([c.inliers for c in candidates])
-        )
-        for cand, p in zip(candidates, probs, strict=True):
-            cand.probability = float(p)
+
+
+def score_candidates(
+    services: Services,
+    query_image: Image.Image,
+    candidates: Sequence[Candidate],
+    calibration: Calibration,
+    threshold: float,
+    *,
+    background: np.ndarray | None = None,
+) -> None:
+    """Margin and calibrated probability of every (verified) candidate, in place; those
+    still below the threshold get the cosine of their matched region first.
+
+    ``background``: best cosines of catalogue objects that are not candidates (outside a
+    status or institution filter): a candidate must stand out from those too.
+    """
+    _calibrate(candidates, calibration, background)
+    below = [c for c in candidates if c.probability < threshold]
+    if rescore_matched_regions(services, query_image, below):
+        _calibrate(candidates, calibration, background)
+
+
+def _calibrate(
+    candidates: Sequence[Candidate], calibration: Calibration, background: np.ndarray | None
+) -> None:
+    if not candidates:
+        return
+    cosines = np.array([c.cosine for c in candidates])
+    margins = object_margins(cosines, background)
+    probs = calibration.probability(cosines, np.array([c.inliers for c in candidates]), margins)
+    for cand, margin, p in zip(candidates, margins, probs, strict=True):
+        cand.margin = float(margin)
+        cand.probability = float(p)
 
 
 def rescore_matched_regions(
     services: Services, query: Image.Image, candidates: Sequence[Candidate]
-) -> None:
-    """Give each verified candidate the cosine of its matched region, if higher.
+) -> bool:
+    """Give each verified candidate the cosine of its matched region, if higher; returns
+    whether any was rescored.
 
     In a photo of several objects the whole-photo descriptor mixes them all; once geometry
-    has located an object, the descriptor of that region is the fair global evidence.
+    has located an object, the descriptor of that region is the fair global evidence. Only
+    candidates still below the threshold are worth the extra embedding.
     """
     width, height = query.size
     todo = [
@@ -137,7 +180,7 @@ def rescore_matched_regions(
         and c.verification.query_box.area > 0
     ]
     if not todo:
-        return
+        return False
     emb = services.embedder
     stored = services.catalogue.photo_vectors([c.photo_id for c in todo], emb.name, emb.version)
     crops = [query.crop(tuple(c.verification.query_box)) for c in todo]  # type: ignore[union-attr]
@@ -146,6 +189,7 @@ def rescore_matched_regions(
         ref = stored.get(cand.photo_id)
         if ref is not None:
             cand.cosine = max(cand.cosine, float(vec @ ref))
+    return True
 
 
 def assign_regions(candidates: Sequence[Candidate], threshold: float) -> list[Candidate]:

@@ -24,7 +24,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from artmatch.config import Settings
 from artmatch.matching import search
 from ingest.evaluation import _ground_truth, eval_catalogue
-from models.calibration import Calibration, features
+from models.calibration import Calibration, features, object_margins
 from models.embedders import create_embedder
 from models.images import decode_image
 
@@ -67,24 +67,39 @@ def choose_threshold(
     return min(0.99, float(np.nextafter(threshold, 1.0)))
 
 
-def fit_table(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A monotone gradient-boosted model of P(right object | cosine, inliers), tabulated."""
+def with_margins(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Rows (cosine, inliers) -> (cosine, inliers, margin), margins within each query."""
+    margins = np.zeros(len(x))
+    for qi in np.unique(q):
+        rows = np.flatnonzero(q == qi)
+        margins[rows] = object_margins(x[rows, 0])
+    return np.column_stack([x[:, :2], margins])
+
+
+AXES = (
+    np.round(np.arange(-0.2, 1.0001, 0.025), 4),  # cosine
+    np.round(np.arange(0.0, 7.0001, 0.5), 4),  # log1p(inliers): up to ~1100
+    np.round(np.arange(-0.3, 0.4001, 0.025), 4),  # margin
+)
+
+
+def fit_table(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A monotone gradient-boosted model of P(right object | evidence), tabulated on AXES."""
     model = HistGradientBoostingClassifier(
-        monotonic_cst=[1, 1],
+        monotonic_cst=[1, 1, 1],
         max_depth=3,
         min_samples_leaf=40,
         learning_rate=0.05,
         max_iter=200,
         random_state=0,
     )
-    model.fit(features(x[:, 0], x[:, 1]), y)
-    cos_axis = np.round(np.arange(-0.2, 1.0001, 0.02), 4)
-    inl_axis = np.round(np.arange(0.0, 7.0001, 0.25), 4)  # log1p(inliers): up to ~1100
-    grid = np.stack(np.meshgrid(cos_axis, inl_axis, indexing="ij"), axis=-1).reshape(-1, 2)
-    table = model.predict_proba(grid)[:, 1].reshape(len(cos_axis), len(inl_axis))
-    # Monotone constraints hold in the model; accumulate to remove float noise.
-    table = np.maximum.accumulate(np.maximum.accumulate(table, axis=0), axis=1)
-    return cos_axis, inl_axis, table
+    model.fit(features(x[:, 0], x[:, 1], x[:, 2]), y)
+    grid = np.stack(np.meshgrid(*AXES, indexing="ij"), axis=-1).reshape(-1, 3)
+    table = model.predict_proba(grid)[:, 1].reshape(tuple(len(a) for a in AXES))
+    # The constraints hold in the model; accumulating removes float noise.
+    for axis in range(3):
+        table = np.maximum.accumulate(table, axis=axis)
+    return table
 
 
 def main() -> None:
@@ -109,26 +124,26 @@ def main() -> None:
         offset += int(q.max()) + 1
         names.append(set_dir.name)
     x, y, q = np.concatenate(xs), np.concatenate(ys), np.concatenate(qs)
-    cos_axis, inl_axis, table = fit_table(x, y)
+    x = with_margins(x, q)
+    table = fit_table(x, y)
     provisional = Calibration(
-        cosine_axis=tuple(cos_axis),
-        inliers_axis=tuple(inl_axis),
-        table=tuple(map(tuple, table)),
+        axes=tuple(tuple(float(v) for v in a) for a in AXES),  # type: ignore[arg-type]
+        table=table.tolist(),
         threshold=0.5,
     )
-    probs = provisional.probability(x[:, 0], x[:, 1])
+    probs = provisional.probability(x[:, 0], x[:, 1], x[:, 2])
     threshold = round(choose_threshold(probs, y, q, args.target_fmr), 4)
     per_set = {}
     for name, qq, yy, xx in zip(names, qs, ys, xs, strict=True):
-        pp = provisional.probability(xx[:, 0], xx[:, 1])
+        xx = with_margins(xx, qq)
+        pp = provisional.probability(xx[:, 0], xx[:, 1], xx[:, 2])
         wrong = [(pp[(qq == i) & ~yy] >= threshold).any() for i in np.unique(qq)]
         per_set[name] = {
             "queries_with_a_wrong_match": round(float(np.mean(wrong)), 4),
             "right_candidates_above_threshold": round(float(np.mean(pp[yy] >= threshold)), 4),
         }
     calibration = Calibration(
-        cosine_axis=provisional.cosine_axis,
-        inliers_axis=provisional.inliers_axis,
+        axes=provisional.axes,
         table=provisional.table,
         threshold=threshold,
         provenance={
@@ -136,11 +151,11 @@ def main() -> None:
             "fitted": dt.date.today().isoformat(),
             "rows": int(len(y)),
             "positives": int(y.sum()),
-            "method": "HistGradientBoostingClassifier(monotonic_cst=[1, 1], max_depth=3, "
+            "method": "HistGradientBoostingClassifier(monotonic_cst=[1, 1, 1], max_depth=3, "
             "min_samples_leaf=40), tabulated",
             "target_query_false_match_rate": args.target_fmr,
             "in_sample": per_set,
-            "features": "[cosine, log1p(inliers)]",
+            "features": "[cosine, log1p(inliers), margin to the nearest other object]",
             "model": f"{embedder.name} {embedder.version}",
         },
     )
