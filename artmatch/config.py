@@ -72,7 +72,7 @@ class IndexSettings(BaseModel):
 class MatchSettings(BaseModel):
     #: Cosine similarity at or above which a candidate counts as a match when
     #: verification is off (see README, "How the settings were chosen").
-    threshold: float = Field(default=0.62, ge=-1.0, le=1.0)
+    threshold: float = Field(default=0.91, ge=-1.0, le=1.0)
     #: Photo neighbours fetched per object returned, before aggregating per object.
     photos_per_object: int = Field(default=4, ge=1, le=64)
     #: Centre crops of the query (fraction of each side) embedded besides the whole photo;

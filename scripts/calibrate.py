@@ -133,6 +133,8 @@ def main() -> None:
     )
     probs = provisional.probability(x[:, 0], x[:, 1], x[:, 2])
     threshold = round(choose_threshold(probs, y, q, args.target_fmr), 4)
+    # The same rule on the cosine alone: the threshold of searches without verification.
+    cosine_threshold = round(choose_threshold(x[:, 0], y, q, args.target_fmr), 3)
     per_set = {}
     for name, qq, yy, xx in zip(names, qs, ys, xs, strict=True):
         xx = with_margins(xx, qq)
@@ -154,6 +156,7 @@ def main() -> None:
             "method": "HistGradientBoostingClassifier(monotonic_cst=[1, 1, 1], max_depth=3, "
             "min_samples_leaf=40), tabulated",
             "target_query_false_match_rate": args.target_fmr,
+            "cosine_only_threshold": cosine_threshold,
             "in_sample": per_set,
             "features": "[cosine, log1p(inliers), margin to the nearest other object]",
             "model": f"{embedder.name} {embedder.version}",

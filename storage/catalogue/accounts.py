@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -31,11 +30,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from artmatch.errors import Conflict, NotFound, StorageError
+from artmatch.errors import Conflict, NotFound
 from storage.catalogue.orm import Base, Institution
+from storage.catalogue.sessions import Repository
 
 __all__ = [
     "Account",
@@ -233,28 +232,18 @@ def _job(row: BatchJob) -> JobRecord:
     )
 
 
-class _Repo:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        session = self._sessions()
-        try:
-            yield session
-            session.commit()
-        except IntegrityError as exc:
-            session.rollback()
-            raise Conflict(f"the database refused the change: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            session.rollback()
-            raise StorageError(f"database error: {exc}") from exc
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+def _search(r: SearchLog) -> SearchLogRecord:
+    return SearchLogRecord(
+        id=r.id,
+        username=r.username,
+        created_at=_aware(r.created_at) or _now(),
+        case_reference=r.case_reference,
+        query_sha256=r.query_sha256,
+        filters=json.loads(r.filters_json or "{}"),
+        matches=r.matches,
+        top_object_id=r.top_object_id,
+        top_score=r.top_score,
+    )
 
 
 def _institution(session: Session, name: str, *, create: bool) -> Institution:
@@ -268,7 +257,7 @@ def _institution(session: Session, name: str, *, create: bool) -> Institution:
     return inst
 
 
-class Accounts(_Repo):
+class Accounts(Repository):
     """Accounts, tokens, the search log and batch jobs."""
 
     def __init__(self, engine: Engine) -> None:
@@ -456,17 +445,7 @@ class Accounts(_Repo):
             r = session.get(SearchLog, search_id)
             if r is None:
                 raise NotFound(f"no search {search_id}")
-            return SearchLogRecord(
-                id=r.id,
-                username=r.username,
-                created_at=_aware(r.created_at) or _now(),
-                case_reference=r.case_reference,
-                query_sha256=r.query_sha256,
-                filters=json.loads(r.filters_json or "{}"),
-                matches=r.matches,
-                top_object_id=r.top_object_id,
-                top_score=r.top_score,
-            )
+            return _search(r)
 
     def search_log(
         self, *, offset: int, limit: int, username: str | None = None
@@ -481,20 +460,7 @@ class Accounts(_Repo):
                 .offset(offset)
                 .limit(limit)
             ).all()
-            return [
-                SearchLogRecord(
-                    id=r.id,
-                    username=r.username,
-                    created_at=_aware(r.created_at) or _now(),
-                    case_reference=r.case_reference,
-                    query_sha256=r.query_sha256,
-                    filters=json.loads(r.filters_json or "{}"),
-                    matches=r.matches,
-                    top_object_id=r.top_object_id,
-                    top_score=r.top_score,
-                )
-                for r in rows
-            ], total
+            return [_search(r) for r in rows], total
 
     # -- batch jobs ------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 
 from artmatch.errors import Conflict, NotFound
 from artmatch.schemas import ObjectPublic, ObjectStatus
-from storage.catalogue.accounts import Account, _aware, _institution, _now, _Repo
+from storage.catalogue.accounts import Account, _aware, _institution, _now
 from storage.catalogue.orm import CatalogueObject, Institution, Photo
+from storage.catalogue.sessions import Repository
 
 __all__ = ["CatalogueQueries", "InstitutionRecord", "PhotoRecord"]
 
@@ -66,7 +67,7 @@ def _object_public(obj: CatalogueObject, photo_count: int) -> ObjectPublic:
     )
 
 
-class CatalogueQueries(_Repo):
+class CatalogueQueries(Repository):
     """Browsing and editing the catalogue from the web service."""
 
     def institutions(self) -> list[InstitutionRecord]:

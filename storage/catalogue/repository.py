@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import create_engine, event, func, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from artmatch.errors import Conflict, InvalidInput, NotFound, StorageError
+from artmatch.errors import Conflict, InvalidInput, NotFound
 from artmatch.schemas import ObjectCreate, ObjectPublic, ObjectStatus, StatusChange
 from storage.catalogue.orm import (
     CatalogueObject,
@@ -30,6 +27,7 @@ from storage.catalogue.orm import (
     Photo,
     StatusEvent,
 )
+from storage.catalogue.sessions import Repository
 from storage.vector_index import fingerprint_ids
 
 __all__ = ["Catalogue", "NewPhoto", "PhotoRef", "create_catalogue"]
@@ -107,29 +105,7 @@ def _public(obj: CatalogueObject, photo_count: int) -> ObjectPublic:
     )
 
 
-class Catalogue:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        session = self._sessions()
-        try:
-            yield session
-            session.commit()
-        except IntegrityError as exc:
-            session.rollback()
-            raise Conflict(f"the catalogue refused the change: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            session.rollback()
-            raise StorageError(f"catalogue database error: {exc}") from exc
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-
+class Catalogue(Repository):
     def close(self) -> None:
         self.engine.dispose()
 
