@@ -5,28 +5,12 @@ import pytest
 from artmatch.errors import InvalidInput
 from models.local_features import extract_local_features
 from models.verification import MIN_INLIERS, verify
+from tests.utils.images import keypoint_texture
 
 CORNER_TOLERANCE_PX = 4.0
 
 
-def textured(seed: int, size: tuple[int, int] = (480, 360)) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    width, height = size
-    img = (rng.random((height // 8, width // 8, 3)) * 255).astype(np.uint8)
-    img = cv2.resize(img, (width, height), interpolation=cv2.INTER_CUBIC)
-    for _ in range(40):
-        color = tuple(int(c) for c in rng.integers(0, 256, 3))
-        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
-        r = int(rng.integers(5, 40))
-        if rng.random() < 0.5:
-            cv2.rectangle(img, (x, y), (x + r, y + int(rng.integers(5, 40))), color, -1)
-        else:
-            cv2.circle(img, (x, y), r, color, -1)
-    for _ in range(6):
-        word = "".join(chr(int(c)) for c in rng.integers(65, 91, 4))
-        org = (int(rng.integers(0, width - 100)), int(rng.integers(30, height)))
-        cv2.putText(img, word, org, cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 2)
-    return img
+textured = keypoint_texture
 
 
 @pytest.fixture(scope="module")

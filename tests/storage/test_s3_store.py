@@ -16,81 +16,29 @@ import tracemalloc
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from minio import Minio
 
 from artmatch.errors import NotFound, StorageError
 from storage.blobs import BlobStore
 from storage.s3 import S3BlobStore, make_http_client
+from tests.utils.servers import S3Server, find_s3, s3_bucket
 
 pytestmark = pytest.mark.integration
 
 _MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class S3Server:
-    endpoint: str
-    access_key: str
-    secret_key: str
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self.endpoint.rsplit(":", 1)
-        return host, int(port)
-
-
-def _read_env_file() -> dict[str, str]:
-    path = Path(os.environ.get("ARTMATCH_TEST_S3_DIR", "/tmp/artmatch-s3")) / "env"
-    if not path.is_file():
-        return {}
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {k.strip(): v.strip() for k, v in pairs}
-
-
-def _unavailable(reason: str) -> None:
-    # Under CI the server is part of the run: its absence is a broken run, not a skip.
-    if os.environ.get("CI"):
-        pytest.fail(f"S3 test server unavailable under CI: {reason}")
-    pytest.skip(f"S3 test server unavailable ({reason}); start it with scripts/start-s3.sh")
-
-
 @pytest.fixture(scope="module")
 def s3_server() -> S3Server:
-    values = {**_read_env_file(), **os.environ}
-    try:
-        server = S3Server(
-            endpoint=values["ARTMATCH_TEST_S3_ENDPOINT"],
-            access_key=values["ARTMATCH_TEST_S3_ACCESS_KEY"],
-            secret_key=values["ARTMATCH_TEST_S3_SECRET_KEY"],
-        )
-    except KeyError as exc:
-        _unavailable(f"{exc.args[0]} not set and no env file")
-        raise
-    try:
-        socket.create_connection(server.address, timeout=2).close()
-    except OSError as exc:
-        _unavailable(f"nothing answers at {server.endpoint}: {exc}")
-    return server
+    return find_s3()
 
 
 @pytest.fixture(scope="module")
 def bucket(s3_server: S3Server) -> Iterator[str]:
-    name = f"artmatch-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    admin = Minio(
-        s3_server.endpoint,
-        access_key=s3_server.access_key,
-        secret_key=s3_server.secret_key,
-        secure=False,
-    )
-    if admin.bucket_exists(name):
-        for obj in admin.list_objects(name, recursive=True):
-            admin.remove_object(name, obj.object_name)
-        admin.remove_bucket(name)
+    with s3_bucket(s3_server) as name:
+        yield name
 
 
 def _store(server: S3Server, bucket: str, **overrides: object) -> S3BlobStore:

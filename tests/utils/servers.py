@@ -36,6 +36,11 @@ class S3Server:
     access_key: str
     secret_key: str
 
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.endpoint.rsplit(":", 1)
+        return host, int(port)
+
 
 def unavailable(what: str, reason: str, start: str) -> None:
     if os.environ.get("CI"):
@@ -107,9 +112,8 @@ def find_s3() -> S3Server:
     except KeyError as exc:
         unavailable("S3", f"{exc.args[0]} not set and no env file", "scripts/start-s3.sh")
         raise
-    host, port = server.endpoint.rsplit(":", 1)
     try:
-        socket.create_connection((host, int(port)), timeout=2).close()
+        socket.create_connection(server.address, timeout=2).close()
     except OSError as exc:
         unavailable("S3", f"nothing answers at {server.endpoint}: {exc}", "scripts/start-s3.sh")
     return server
