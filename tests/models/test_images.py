@@ -108,3 +108,19 @@ def test_thumbnail_fits_in_box() -> None:
     thumb = Image.open(io.BytesIO(make_thumbnail(textured_object(7, (800, 300)), max_side=128)))
     assert max(thumb.size) == 128
     assert thumb.format == "JPEG"
+
+
+def test_zero_pixel_image_is_refused() -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 0, 0, 8, 2, 0, 0, 0)  # 0 x 0 pixels, 8-bit RGB
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+    with pytest.raises(InvalidImage) as info:
+        decode_image(data, source="empty.png")
+    assert str(info.value).startswith("empty.png: ")
