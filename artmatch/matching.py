@@ -13,7 +13,6 @@ from artmatch.schemas import ObjectStatus, RegionMatch, SearchHit, SearchResult
 from artmatch.verified import (
     Candidate,
     assign_regions,
-    extract_query_features,
     pool_candidates,
     query_regions,
     score_candidates,
@@ -22,7 +21,7 @@ from artmatch.verified import (
 from models.calibration import default_calibration
 from models.embedders import Embedder
 from models.images import DecodedImage
-from models.local_features import LocalFeatures
+from models.local_features import LocalFeatures, extract_local_features
 from models.regions import Box
 from storage.catalogue import PhotoRef
 
@@ -64,7 +63,7 @@ def search(
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artmatch-sift") as worker:
         # OpenCV extracts the query's keypoints while the CNN embeds it.
-        features_job = worker.submit(extract_query_features, query.to_array()) if verify else None
+        features_job = worker.submit(extract_local_features, query.to_array()) if verify else None
         vectors = embed_query(services.embedder, query.image, settings.query_crops)
         features = features_job.result() if features_job else None
     whole = services.index.search(vectors, k, allowed_ids=allowed)
@@ -95,7 +94,6 @@ def search(
         threshold = settings.threshold
         candidates = list(
             pool_candidates(
-                services,
                 whole=whole,
                 regions=[],
                 top=top_k,
@@ -156,9 +154,7 @@ def _verified_candidates(
     """
     objects = {pid: ref.object_id for pid, ref in refs.items()}
     first = list(
-        pool_candidates(
-            services, whole=whole, regions=[], top=top, photo_to_object=objects
-        ).values()
+        pool_candidates(whole=whole, regions=[], top=top, photo_to_object=objects).values()
     )
     verify_pairs(services, features, first)
     explained = [
@@ -182,9 +178,7 @@ def _verified_candidates(
     objects = {pid: ref.object_id for pid, ref in refs.items()}
     done = {(c.object_id, c.photo_id): c for c in first}
     candidates, todo = [], []
-    pooled = pool_candidates(
-        services, whole=whole, regions=regions, top=top, photo_to_object=objects
-    )
+    pooled = pool_candidates(whole=whole, regions=regions, top=top, photo_to_object=objects)
     for cand in pooled.values():
         earlier = done.get((cand.object_id, cand.photo_id))
         if earlier is not None:

@@ -19,11 +19,18 @@ from PIL import Image
 
 from artmatch.container import Services
 from models.calibration import Calibration, object_margins
-from models.local_features import FEATURES_KEY, LocalFeatures, extract_local_features
+from models.local_features import FEATURES_KEY, LocalFeatures
 from models.regions import Box, propose_regions
-from models.verification import MIN_INLIERS, Verification, verify
+from models.verification import Verification, verify
 
-__all__ = ["Candidate", "assign_regions", "pool_candidates", "score_candidates", "verify_pairs"]
+__all__ = [
+    "Candidate",
+    "assign_regions",
+    "pool_candidates",
+    "query_regions",
+    "score_candidates",
+    "verify_pairs",
+]
 
 #: Candidates taken from each proposed region's own search.
 _PER_REGION = 3
@@ -64,7 +71,6 @@ def _best_per_object(
 
 
 def pool_candidates(
-    services: Services,
     *,
     whole: tuple[np.ndarray, np.ndarray],
     regions: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -209,10 +215,3 @@ def assign_regions(candidates: Sequence[Candidate], threshold: float) -> list[Ca
             cand.region = box
             owners.append(cand)
     return owners
-
-
-def extract_query_features(image_rgb: np.ndarray) -> LocalFeatures:
-    return extract_local_features(image_rgb)
-
-
-__all__ += ["MIN_INLIERS", "extract_query_features", "query_regions"]

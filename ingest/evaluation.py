@@ -44,7 +44,6 @@ class EvalReport:
     mrr: float
     unknown_queries: int
     false_match_rate: float | None
-    multi_object_queries: int
     multi_object_recall: float | None
     ingest_images_per_s: float
     query_ms: list[float] = field(repr=False)
@@ -213,7 +212,6 @@ def _run_queries(  # type: ignore[no-untyped-def]
         mrr=_mrr(ranks),
         unknown_queries=len(unknown_hits),
         false_match_rate=float(np.mean(unknown_hits)) if unknown_hits else None,
-        multi_object_queries=sum(len(set(q.get("objects") or [])) > 1 for q in queries),
         multi_object_recall=multi_found / multi_total if multi_total else None,
         ingest_images_per_s=added / ingest_s if ingest_s > 0 else 0.0,
         query_ms=times,

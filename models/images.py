@@ -11,6 +11,7 @@ import hashlib
 import io
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -49,8 +50,13 @@ class DecodedImage:
     def size(self) -> tuple[int, int]:
         return self.image.size
 
-    def to_array(self) -> np.ndarray:
+    @cached_property
+    def array(self) -> np.ndarray:
+        """The pixels as a read-only ``(H, W, 3)`` uint8 array, converted once."""
         return np.asarray(self.image)
+
+    def to_array(self) -> np.ndarray:
+        return self.array
 
 
 def sha256_hex(data: bytes) -> str:

@@ -72,7 +72,6 @@ def register(app: typer.Typer) -> None:
                 "print how to log in.",
             ),
         ] = False,
-        reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
     ) -> None:
         """Start the web service (pages and the JSON API under /api/v1)."""
         import uvicorn
