@@ -14,11 +14,13 @@ RUN pip install torch==2.14.1 torchvision==0.29.1 --index-url https://download.p
 WORKDIR /src
 # Dependencies before sources: a code change does not reinstall them.
 COPY pyproject.toml README.md ./
-COPY artmatch ./artmatch
+COPY kernel ./kernel
 COPY models ./models
 COPY storage ./storage
+COPY engine ./engine
 COPY ingest ./ingest
 COPY service ./service
+COPY cli ./cli
 # psycopg: the PostgreSQL driver of ARTMATCH_STORAGE__DATABASE_URL=postgresql+psycopg://...
 RUN pip install . "psycopg[binary]>=3.1" \
     && rm -rf /src

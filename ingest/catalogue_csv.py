@@ -14,9 +14,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from artmatch.errors import InvalidInput
-from artmatch.schemas import OBJECT_ID_FIELDS, ObjectCreate
 from ingest.photos import PhotoItem
+from kernel.errors import InvalidInput
+from kernel.schemas import OBJECT_ID_FIELDS, ObjectCreate
 
 __all__ = ["CatalogueCsv", "RowError", "read_catalogue_csv", "resolve_path"]
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from artmatch.config import Settings
-from artmatch.container import Services, build_services
-from artmatch.errors import InvalidInput
-from artmatch.matching import search
-from artmatch.schemas import ObjectCreate, SearchResult
+from engine.search import search
+from engine.services import Services, build_services
 from ingest.catalogue_csv import iter_items, read_catalogue_csv
 from ingest.photos import IngestOutcome, Outcome, PhotoItem, ingest_photos
+from kernel.errors import InvalidInput
+from kernel.schemas import ObjectCreate, SearchResult
+from kernel.settings import Settings
 from models.embedders import Embedder
 from models.images import decode_image
 

@@ -27,14 +27,14 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from artmatch.config import Settings
-from artmatch.errors import ArtmatchError
+from kernel.errors import ArtmatchError
+from kernel.settings import Settings
 from storage.blobs import BlobStore, LocalBlobStore
 from storage.catalogue import Catalogue, Embedding, Photo
-from storage.vector_index import FaissVectorIndex, VectorIndex
+from storage.index.base import FaissVectorIndex, VectorIndex
 
 if TYPE_CHECKING:
-    from artmatch.container import Services
+    from engine.services import Services
     from models.embedders import Embedder
 
 __all__ = ["BLOB_PREFIXES", "DEFAULT_GRACE", "FsckReport", "check_store", "repair_store"]
@@ -149,8 +149,8 @@ def saved_index(
     settings: Settings, blobs: BlobStore, embedder: Embedder
 ) -> tuple[VectorIndex | None, str]:
     """The index a start would use without rebuilding: the local file, else the snapshot."""
-    from artmatch.container import snapshots_enabled
-    from storage.snapshots import load_snapshot
+    from engine.services import snapshots_enabled
+    from storage.index.snapshots import load_snapshot
 
     try:
         local = FaissVectorIndex.load(
@@ -212,7 +212,7 @@ def check_store(
 
 def repair_store(services: Services, report: FsckReport, *, force: bool = False) -> list[str]:
     """Fix what ``report`` found; returns what was done, one line per action."""
-    from artmatch.container import open_index
+    from engine.services import open_index
     from ingest.reembed import reembed_missing
     from models.images import decode_image, make_thumbnail
 

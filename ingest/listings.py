@@ -17,11 +17,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from artmatch.container import Services
-from artmatch.errors import ArtmatchError, InvalidInput
-from artmatch.matching import search
-from artmatch.schemas import LOST_STATUSES
+from engine.search import search
+from engine.services import Services
 from ingest.catalogue_csv import validation_message
+from kernel.errors import ArtmatchError, InvalidInput
+from kernel.schemas import LOST_STATUSES
 from models.images import decode_image
 
 __all__ = ["Listing", "ListingRun", "check_listings", "read_manifest", "write_report"]

@@ -15,9 +15,9 @@ from itertools import islice
 
 import numpy as np
 
-from artmatch.container import Services
-from artmatch.errors import ArtmatchError, Conflict
-from artmatch.schemas import ObjectCreate
+from engine.services import Services
+from kernel.errors import ArtmatchError, Conflict
+from kernel.schemas import ObjectCreate
 from models.images import DecodedImage, decode_image, make_thumbnail
 from models.local_features import FEATURES_KEY, extract_local_features
 from storage.catalogue import NewPhoto

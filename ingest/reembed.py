@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from artmatch.container import Services
+from engine.services import Services
 from models.images import decode_image
 from models.local_features import FEATURES_KEY, extract_local_features
 from storage.catalogue import PhotoRef

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from artmatch.errors import InvalidInput
+from kernel.errors import InvalidInput
 from models.verification import Verification
 
 __all__ = ["draw_evidence", "encode_png"]

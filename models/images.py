@@ -16,7 +16,7 @@ from functools import cached_property
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from artmatch.errors import InvalidImage
+from kernel.errors import InvalidImage
 
 __all__ = [
     "DecodedImage",

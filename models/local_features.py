@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from artmatch.errors import InvalidInput
+from kernel.errors import InvalidInput
 
 __all__ = [
     "DEFAULT_MAX_KEYPOINTS",

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from artmatch.errors import InvalidInput
+from kernel.errors import InvalidInput
 from models.local_features import LocalFeatures
 
 __all__ = ["Box", "mask_out", "propose_regions"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from artmatch.errors import InvalidInput
+from kernel.errors import InvalidInput
 from models.local_features import LocalFeatures, matching_descriptors, mirror_descriptors
 from models.regions import Box
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from artmatch.config import Settings
-from artmatch.matching import search
+from engine.search import search
 from ingest.evaluation import _ground_truth, eval_catalogue
+from kernel.settings import Settings
 from models.calibration import Calibration, features, object_margins
 from models.embedders import create_embedder
 from models.images import decode_image

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from artmatch.config import Settings
-from artmatch.container import build_services
-from artmatch.schemas import ObjectCreate, ObjectStatus, StatusChange
+from engine.services import build_services
 from ingest.photos import PhotoItem, ingest_photos
+from kernel.schemas import ObjectCreate, ObjectStatus, StatusChange
+from kernel.settings import Settings
 
 __all__ = ["DEMO_ACCOUNTS", "demo_painting", "demo_query_photos", "seed", "seed_accounts"]
 

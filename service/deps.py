@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from artmatch.container import Services
+from engine.services import Services
 from service.errors import Forbidden, Unauthenticated
 from service.runtime import Runtime
 from service.security import csrf_matches, token_sha256

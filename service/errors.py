@@ -1,6 +1,6 @@
-"""HTTP-only errors and the one place that maps the `artmatch.errors` tree to status codes.
+"""HTTP-only errors and the one place that maps the `kernel.errors` tree to status codes.
 
-ArtmatchError (artmatch.errors)       -> status from STATUS below, JSON ErrorBody
+ArtmatchError (kernel.errors)       -> status from STATUS below, JSON ErrorBody
 ├── Unauthenticated                   401 (pages: redirect to the login page)
 ├── Forbidden                         403
 ├── PayloadTooLarge                   413
@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from artmatch.errors import (
+from kernel.errors import (
     ArtmatchError,
     ConfigError,
     Conflict,

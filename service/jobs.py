@@ -16,9 +16,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from artmatch.container import Services
-from artmatch.errors import ArtmatchError
+from engine.services import Services
 from ingest.listings import check_listings, write_report
+from kernel.errors import ArtmatchError
 from storage.catalogue.accounts import Accounts, JobStatus
 
 __all__ = ["JobRunner"]

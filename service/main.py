@@ -15,12 +15,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from artmatch.config import Settings, get_settings
+from kernel.settings import Settings, WebSettings, get_settings
 from service.errors import install_error_handlers
 from service.jobs import JobRunner
 from service.routes import accounts, health, institutions, jobs, objects, pages, photos, searches
 from service.runtime import open_runtime
-from service.settings import WebSettings
 from service.uploads import BodyLimitMiddleware
 
 if TYPE_CHECKING:

@@ -11,13 +11,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from artmatch import matching
-from artmatch.container import Services
-from artmatch.errors import InvalidImage, InvalidInput, NotFound
-from artmatch.evidence import photo_evidence_png, query_blob_key
-from artmatch.schemas import ObjectCreate, ObjectStatus, ObjectUpdate, StatusChange
+from engine import search as matching
+from engine.evidence import photo_evidence_png, query_blob_key
+from engine.services import Services
 from ingest.listings import read_manifest
 from ingest.photos import Outcome, PhotoItem, ingest_photos, sync_index
+from kernel.errors import InvalidImage, InvalidInput, NotFound
+from kernel.schemas import ObjectCreate, ObjectStatus, ObjectUpdate, StatusChange
 from models.images import decode_image
 from service.deps import Principal
 from service.errors import Forbidden
@@ -111,7 +111,7 @@ def object_detail(rt: Runtime, principal: Principal, object_id: str) -> ObjectDe
 
 
 def object_out(rt: Runtime, obj: object) -> ObjectOut:
-    from artmatch.schemas import ObjectPublic
+    from kernel.schemas import ObjectPublic
 
     assert isinstance(obj, ObjectPublic)
     return ObjectOut(**obj.model_dump(), url=object_url(obj.object_id))
@@ -128,7 +128,7 @@ def create_object(rt: Runtime, principal: Principal, body: ObjectIn) -> ObjectOu
         except NotFound:
             pass
         else:
-            from artmatch.errors import Conflict
+            from kernel.errors import Conflict
 
             raise Conflict(f"object {record.object_id!r} already exists")
         obj, _ = catalogue.upsert_object(record)

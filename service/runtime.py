@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from artmatch.config import Settings
-from artmatch.container import Services, build_services
-from artmatch.errors import IndexNotReady
-from service.settings import WebSettings
+from engine.services import Services, build_services
+from kernel.errors import IndexNotReady
+from kernel.settings import Settings, WebSettings
 from storage.catalogue import Catalogue, create_catalogue
 from storage.catalogue.accounts import Accounts
 from storage.catalogue.browse import CatalogueQueries

@@ -1,4 +1,4 @@
-"""Request and response bodies of the API, layered on the domain records of `artmatch.schemas`."""
+"""Request and response bodies of the API, layered on the domain records of `kernel.schemas`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from artmatch.schemas import ObjectCreate, ObjectPublic, SearchHit, SearchResult
+from kernel.schemas import ObjectCreate, ObjectPublic, SearchHit, SearchResult
 from storage.catalogue.accounts import JobStatus, Role
 
 __all__ = [

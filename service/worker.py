@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from artmatch.config import Settings
-from artmatch.container import Services, build_services, open_index
+from engine.services import Services, build_services, open_index
+from kernel.settings import Settings
 from service.jobs import JobRunner
 from storage.catalogue.accounts import Accounts, JobStatus
 

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
-from artmatch.errors import ConfigError, NotFound, StorageError
+from kernel.errors import ConfigError, NotFound, StorageError
 
 if TYPE_CHECKING:
-    from artmatch.config import Settings
+    from kernel.settings import Settings
 
 __all__ = [
     "BlobStore",

@@ -22,7 +22,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from artmatch.errors import ConfigError, StorageError
+from kernel.errors import ConfigError, StorageError
 
 __all__ = [
     "BASELINE_REVISION",

@@ -20,11 +20,11 @@ from minio import Minio
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from artmatch.errors import ConfigError, NotFound, StorageError
+from kernel.errors import ConfigError, NotFound, StorageError
 from storage.blobs import BlobStore, _check_key, register_blob_store
 
 if TYPE_CHECKING:
-    from artmatch.config import Settings
+    from kernel.settings import Settings
 
 __all__ = ["DEFAULT_PART_SIZE", "S3BlobStore", "make_http_client"]
 

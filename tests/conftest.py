@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from artmatch.config import EmbedderSettings, Settings
-from artmatch.container import Services, build_services
+from engine.services import Services, build_services
+from kernel.settings import EmbedderSettings, Settings
 from models.embedders import FakeEmbedder
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from artmatch.cli import app
+from cli.main import app
 from tests.utils.catalogue import write_catalogue
 from tests.utils.images import jpeg_bytes, photographed, textured_object
 
@@ -27,7 +27,7 @@ def _run(home: Path, *args: str):
 def _artmatch(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"ARTMATCH_HOME": str(home)}
     return subprocess.run(
-        [sys.executable, "-c", "from artmatch.cli import main; main()", *args],
+        [sys.executable, "-c", "from cli.main import main; main()", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artmatch.evidence import evidence_png
-from artmatch.matching import search
+from engine.evidence import evidence_png
+from engine.search import search
 from ingest.catalogue_csv import iter_items, read_catalogue_csv
 from ingest.photos import ingest_photos
 from models.calibration import Calibration, default_calibration, object_margins
@@ -119,7 +119,7 @@ def test_margin_is_measured_against_the_nearest_other_object() -> None:
 
 
 def test_filtered_search_does_not_hide_look_alikes(catalogue) -> None:
-    from artmatch.schemas import ObjectStatus, StatusChange
+    from kernel.schemas import ObjectStatus, StatusChange
 
     catalogue.catalogue.set_status("obj-1", StatusChange(status=ObjectStatus.STOLEN))
     # an unrelated photo, searched among stolen objects only: the one stolen object is the

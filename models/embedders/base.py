@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from artmatch.errors import ConfigError
+from kernel.errors import ConfigError
 
 if TYPE_CHECKING:
-    from artmatch.config import EmbedderSettings
+    from kernel.settings import EmbedderSettings
 
 __all__ = [
     "Embedder",

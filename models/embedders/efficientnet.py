@@ -19,7 +19,7 @@ from models.embedders.base import l2_normalise, register_embedder
 from models.embedders.torch_common import gem, set_threads, to_tensor
 
 if TYPE_CHECKING:
-    from artmatch.config import EmbedderSettings
+    from kernel.settings import EmbedderSettings
 
 __all__ = ["EfficientNetLite0Embedder"]
 

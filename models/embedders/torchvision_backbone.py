@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from artmatch.errors import ConfigError
+from kernel.errors import ConfigError
 from models.embedders.base import l2_normalise, register_embedder_family
 from models.embedders.torch_common import gem, set_threads, to_tensor
 
 if TYPE_CHECKING:
-    from artmatch.config import EmbedderSettings
+    from kernel.settings import EmbedderSettings
 
 __all__ = ["TorchvisionEmbedder"]
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 from fastapi import APIRouter
 
-from artmatch.errors import InvalidInput
+from kernel.errors import InvalidInput
 from service.deps import Admin, Anyone, RuntimeDep
 from service.schemas import (
     AccountCreate,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from artmatch.errors import NotFound
+from kernel.errors import NotFound
 from service import operations as ops
 from service.deps import Analyst, RuntimeDep
 from service.schemas import JobPublic

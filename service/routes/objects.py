@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
-from artmatch.errors import InvalidInput
-from artmatch.schemas import ObjectStatus, ObjectUpdate, StatusChange
+from kernel.errors import InvalidInput
+from kernel.schemas import ObjectStatus, ObjectUpdate, StatusChange
 from service import operations as ops
 from service.deps import CatalogueReader, Registrar, RuntimeDep, ServicesDep
 from service.errors import Forbidden

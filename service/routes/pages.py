@@ -12,8 +12,8 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from artmatch.errors import ArtmatchError
-from artmatch.schemas import OBJECT_ID_FIELDS, ObjectStatus, StatusChange
+from kernel.errors import ArtmatchError
+from kernel.schemas import OBJECT_ID_FIELDS, ObjectStatus, StatusChange
 from models.images import decode_image, make_thumbnail
 from service import operations as ops
 from service.deps import (

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from artmatch.errors import Conflict, NotFound
+from kernel.errors import Conflict, NotFound
 from storage.catalogue.orm import Base, Institution
 from storage.catalogue.sessions import Repository
 

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from artmatch.errors import Conflict, NotFound
-from artmatch.schemas import ObjectPublic, ObjectStatus
+from kernel.errors import Conflict, NotFound
+from kernel.schemas import ObjectPublic, ObjectStatus
 from storage.catalogue.accounts import Account, _aware, _institution, _now
 from storage.catalogue.orm import CatalogueObject, Institution, Photo
 from storage.catalogue.sessions import Repository

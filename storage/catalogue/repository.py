@@ -1,7 +1,7 @@
 """`Catalogue`: the metadata repository over SQLAlchemy (SQLite by default).
 
 Every write is one transaction: a failed row leaves nothing behind. Callers get plain domain
-records (`artmatch.schemas`), never live ORM objects, so no session leaks out of this module.
+records (`kernel.schemas`), never live ORM objects, so no session leaks out of this module.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.orm import Session
 
-from artmatch.errors import Conflict, InvalidInput, NotFound
-from artmatch.schemas import ObjectCreate, ObjectPublic, ObjectStatus, StatusChange
+from kernel.errors import Conflict, InvalidInput, NotFound
+from kernel.schemas import ObjectCreate, ObjectPublic, ObjectStatus, StatusChange
 from storage.catalogue.orm import (
     CatalogueObject,
     Embedding,
@@ -28,7 +28,7 @@ from storage.catalogue.orm import (
     StatusEvent,
 )
 from storage.catalogue.sessions import Repository
-from storage.vector_index import fingerprint_ids
+from storage.index.base import fingerprint_ids
 
 __all__ = ["Catalogue", "NewPhoto", "PhotoRef", "create_catalogue"]
 

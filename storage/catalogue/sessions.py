@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from artmatch.errors import Conflict, StorageError
+from kernel.errors import Conflict, StorageError
 
 __all__ = ["Repository"]
 

@@ -40,7 +40,7 @@ def run_online() -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        from artmatch.config import get_settings
+        from kernel.settings import get_settings
 
         url = get_settings().database_url
     engine = create_engine(url, poolclass=pool.NullPool)

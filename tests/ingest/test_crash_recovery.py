@@ -56,7 +56,7 @@ def deployment(tmp_path: Path) -> Iterator[tuple[dict[str, str], S3Server, str, 
 
 def _artmatch(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "from artmatch.cli import main; main()", *args],
+        [sys.executable, "-c", "from cli.main import main; main()", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -84,7 +84,7 @@ def test_killed_import_then_rerun_then_fsck(
     engine = create_engine(db_url)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from artmatch.cli import main; main()", "import-catalogue"]
+            [sys.executable, "-c", "from cli.main import main; main()", "import-catalogue"]
             + [str(csv_path)],
             env=env,
             stdout=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from artmatch.container import Services
+from engine.services import Services
 from ingest.catalogue_csv import iter_items, read_catalogue_csv
 from ingest.fsck import FsckReport, check_store, repair_store, saved_index
 from ingest.photos import ingest_photos
@@ -117,10 +117,10 @@ def test_no_saved_index_counts_as_missing_vectors(stocked: Services) -> None:
 
 
 def test_cli_exit_codes(stocked: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    from artmatch.cli import app
+    from cli.main import app
 
     monkeypatch.setenv("ARTMATCH_EMBEDDER__NAME", "fake")
-    from artmatch.config import get_settings
+    from kernel.settings import get_settings
 
     get_settings.cache_clear()
     home = ["--home", str(stocked.settings.home)]

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artmatch.container import build_services, open_index
-from artmatch.errors import InvalidInput
-from artmatch.matching import search
-from artmatch.schemas import ObjectStatus, StatusChange
+from engine.search import search
+from engine.services import build_services, open_index
 from ingest.catalogue_csv import RowError, iter_items, read_catalogue_csv
 from ingest.photos import Outcome, ingest_photos
+from kernel.errors import InvalidInput
+from kernel.schemas import ObjectStatus, StatusChange
 from models.embedders import FakeEmbedder
 from models.images import decode_image
 from tests.utils.catalogue import write_catalogue

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from artmatch.config import EmbedderSettings
-from artmatch.errors import ConfigError
+from kernel.errors import ConfigError
+from kernel.settings import EmbedderSettings
 from models.embedders import FakeEmbedder, available_embedders, create_embedder
 from tests.utils.images import textured_object
 

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from artmatch.errors import InvalidInput
+from kernel.errors import InvalidInput
 from models.evidence import draw_evidence, encode_png
 from models.verification import Verification
 

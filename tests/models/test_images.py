@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artmatch.errors import InvalidImage
+from kernel.errors import InvalidImage
 from models.images import decode_image, make_thumbnail
 from tests.utils.images import jpeg_bytes, png_bytes, textured_object
 

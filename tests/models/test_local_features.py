@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from artmatch.errors import InvalidInput
+from kernel.errors import InvalidInput
 from models.local_features import (
     LocalFeatures,
     extract_local_features,

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from artmatch.errors import InvalidInput
+from kernel.errors import InvalidInput
 from models.local_features import LocalFeatures
 from models.regions import Box, mask_out, propose_regions
 

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from artmatch.errors import InvalidInput
+from kernel.errors import InvalidInput
 from models.local_features import extract_local_features
 from models.verification import MIN_INLIERS, verify
 from tests.utils.images import keypoint_texture

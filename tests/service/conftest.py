@@ -9,11 +9,10 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
-from artmatch.config import Settings
+from kernel.settings import Settings, WebSettings
 from models.embedders import FakeEmbedder
 from service.main import create_app
 from service.security import hash_password, new_token
-from service.settings import WebSettings
 from storage.catalogue.accounts import Role
 
 PASSWORD = "correct horse battery"

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from artmatch.config import Settings
+from kernel.settings import Settings
 from service.security import hash_password
 from storage.catalogue import create_catalogue
 from storage.catalogue.accounts import Accounts, Role

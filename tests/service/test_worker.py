@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.settings import WebSettings
+from kernel.settings import WebSettings
 from service.worker import run_worker
 from tests.service.test_api import AN, REG, _object, _upload
 from tests.utils.images import jpeg_bytes, photographed, textured_object

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from artmatch.config import Settings, StorageSettings
-from artmatch.errors import ConfigError, NotFound, StorageError
+from kernel.errors import ConfigError, NotFound, StorageError
+from kernel.settings import Settings, StorageSettings
 from storage.blobs import LocalBlobStore, MemoryBlobStore, create_blob_store
 
 

@@ -11,8 +11,8 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from typer.testing import CliRunner
 
-from artmatch.errors import ConfigError
-from artmatch.schemas import ObjectCreate
+from kernel.errors import ConfigError
+from kernel.schemas import ObjectCreate
 from storage.catalogue import create_catalogue
 from storage.catalogue.orm import Base
 from storage.migrate import (
@@ -85,14 +85,14 @@ def test_sqlite_at_an_old_revision_is_refused_until_upgraded(tmp_path: Path) -> 
 
 
 def _app():  # type: ignore[no-untyped-def]
-    from artmatch.cli import app
+    from cli.main import app
 
     return app
 
 
 def test_db_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARTMATCH_STORAGE__DATABASE_URL", _sqlite(tmp_path))
-    from artmatch.config import get_settings
+    from kernel.settings import get_settings
 
     get_settings.cache_clear()
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artmatch.errors import ConfigError, Conflict, InvalidInput, NotFound
-from artmatch.schemas import ObjectCreate, ObjectStatus, StatusChange
+from kernel.errors import ConfigError, Conflict, InvalidInput, NotFound
+from kernel.schemas import ObjectCreate, ObjectStatus, StatusChange
 from storage.catalogue import Catalogue, NewPhoto, create_catalogue
 from storage.migrate import upgrade
 from tests.utils.servers import find_postgres, postgres_schema

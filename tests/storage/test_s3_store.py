@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from artmatch.errors import NotFound, StorageError
+from kernel.errors import NotFound, StorageError
 from storage.blobs import BlobStore
 from storage.s3 import S3BlobStore, make_http_client
 from tests.utils.servers import S3Server, find_s3, s3_bucket

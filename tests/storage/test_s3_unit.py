@@ -7,8 +7,8 @@ import socket
 import pytest
 from pydantic import SecretStr
 
-from artmatch.config import Settings, StorageSettings
-from artmatch.errors import ConfigError, StorageError
+from kernel.errors import ConfigError, StorageError
+from kernel.settings import Settings, StorageSettings
 from storage.blobs import available_blob_stores, create_blob_store
 from storage.s3 import S3BlobStore, make_http_client
 

@@ -11,20 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artmatch.config import EmbedderSettings, IndexSettings, Settings, StorageSettings
-from artmatch.container import build_services, snapshots_enabled
-from artmatch.errors import IndexNotReady
+from engine.services import build_services, snapshots_enabled
 from ingest.catalogue_csv import iter_items, read_catalogue_csv
 from ingest.photos import ingest_photos
+from kernel.errors import IndexNotReady
+from kernel.settings import EmbedderSettings, IndexSettings, Settings, StorageSettings
 from models.embedders import FakeEmbedder
 from storage.blobs import MemoryBlobStore
-from storage.snapshots import (
+from storage.index.base import FaissVectorIndex, IndexMeta, fingerprint_ids
+from storage.index.snapshots import (
     latest_snapshot,
     load_snapshot,
     save_snapshot,
     snapshot_prefix,
 )
-from storage.vector_index import FaissVectorIndex, IndexMeta, fingerprint_ids
 from tests.utils.catalogue import write_catalogue
 from tests.utils.servers import find_s3, s3_bucket
 

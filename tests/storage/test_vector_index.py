@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from artmatch.errors import IndexNotReady, InvalidInput
-from storage.vector_index import FaissVectorIndex, IndexMeta, MemoryVectorIndex
+from kernel.errors import IndexNotReady, InvalidInput
+from storage.index.base import FaissVectorIndex, IndexMeta, MemoryVectorIndex
 
 
 def _unit(n: int, dim: int, seed: int = 0) -> np.ndarray:

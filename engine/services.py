@@ -6,12 +6,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from artmatch.config import Settings
-from artmatch.errors import ArtmatchError
+from kernel.errors import ArtmatchError
+from kernel.settings import Settings
 from storage.blobs import BlobStore, create_blob_store
 from storage.catalogue import Catalogue, create_catalogue
-from storage.snapshots import latest_snapshot, load_snapshot, save_snapshot
-from storage.vector_index import FaissVectorIndex, IndexMeta, VectorIndex, fingerprint_ids
+from storage.index.base import FaissVectorIndex, IndexMeta, VectorIndex, fingerprint_ids
+from storage.index.snapshots import latest_snapshot, load_snapshot, save_snapshot
 
 if TYPE_CHECKING:
     from models.embedders import Embedder

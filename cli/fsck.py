@@ -1,4 +1,4 @@
-"""`artmatch fsck [--repair]`, added to the main CLI by `register`."""
+"""`artmatch fsck [--repair]`: do photos, catalogue rows and the index agree?"""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register"]
+from cli.app import app, err, out, settings_of
+
+__all__ = ["fsck"]
 
 
+@app.command()
 def fsck(
     ctx: typer.Context,
     repair: Annotated[
@@ -35,15 +38,14 @@ def fsck(
     ] = False,
 ) -> None:
     """Check that photos, catalogue rows and the index agree; exit 1 if they do not."""
-    from artmatch.cli import _settings, err, out
-    from artmatch.container import Services
+    from engine.services import Services
     from ingest.fsck import check_store, repair_store, saved_index
     from models.embedders import create_embedder
     from storage.blobs import create_blob_store
     from storage.catalogue import create_catalogue
-    from storage.vector_index import FaissVectorIndex, IndexMeta
+    from storage.index.base import FaissVectorIndex, IndexMeta
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     grace = dt.timedelta(minutes=grace_minutes)
     catalogue = create_catalogue(settings.database_url)
     try:
@@ -87,7 +89,3 @@ def fsck(
         catalogue.close()
     if not report.consistent:
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("fsck")(fsck)

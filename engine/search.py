@@ -8,9 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from artmatch.container import Services
-from artmatch.schemas import ObjectStatus, RegionMatch, SearchHit, SearchResult
-from artmatch.verified import (
+from engine.services import Services
+from engine.verify import (
     Candidate,
     assign_regions,
     pool_candidates,
@@ -18,6 +17,7 @@ from artmatch.verified import (
     score_candidates,
     verify_pairs,
 )
+from kernel.schemas import ObjectStatus, RegionMatch, SearchHit, SearchResult
 from models.calibration import default_calibration
 from models.embedders import Embedder
 from models.images import DecodedImage

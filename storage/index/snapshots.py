@@ -26,9 +26,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from artmatch.errors import IndexNotReady, NotFound, StorageError
+from kernel.errors import IndexNotReady, NotFound, StorageError
 from storage.blobs import BlobStore
-from storage.vector_index import FaissVectorIndex, IndexMeta, VectorIndex, fingerprint_ids
+from storage.index.base import FaissVectorIndex, IndexMeta, VectorIndex, fingerprint_ids
 
 __all__ = [
     "KEEP",

@@ -3,9 +3,9 @@ correspondences drawn and the matched region outlined, captioned for a case file
 
 from __future__ import annotations
 
-from artmatch.container import Services
-from artmatch.errors import NotFound
-from artmatch.schemas import SearchHit
+from engine.services import Services
+from kernel.errors import NotFound
+from kernel.schemas import SearchHit
 from models.evidence import draw_evidence, encode_png
 from models.images import DecodedImage, decode_image
 from models.local_features import FEATURES_KEY, LocalFeatures, extract_local_features

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from artmatch.container import Services
+from engine.services import Services
 from models.calibration import Calibration, object_margins
 from models.local_features import FEATURES_KEY, LocalFeatures
 from models.regions import Box, propose_regions

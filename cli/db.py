@@ -1,10 +1,12 @@
-"""`artmatch db upgrade` and `artmatch db current`, added to the main CLI by `register`."""
+"""`artmatch db upgrade` and `artmatch db current`: the catalogue database's schema."""
 
 from __future__ import annotations
 
 import typer
 
-__all__ = ["register"]
+from cli.app import app, out, settings_of
+
+__all__ = ["db_app"]
 
 db_app = typer.Typer(
     name="db",
@@ -14,17 +16,15 @@ db_app = typer.Typer(
 
 
 def _engine(ctx: typer.Context):  # type: ignore[no-untyped-def]
-    from artmatch.cli import _settings
     from storage.catalogue import create_catalogue
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     return create_catalogue(settings.database_url, check_schema=False).engine
 
 
 @db_app.command()
 def upgrade(ctx: typer.Context) -> None:
     """Migrate the catalogue database to the newest schema (safe to run again)."""
-    from artmatch.cli import out
     from storage.migrate import upgrade as run_upgrade
 
     engine = _engine(ctx)
@@ -41,7 +41,6 @@ def upgrade(ctx: typer.Context) -> None:
 @db_app.command()
 def current(ctx: typer.Context) -> None:
     """Print the database's revision; exit 1 if it needs `artmatch db upgrade`."""
-    from artmatch.cli import out
     from storage.migrate import UPGRADE_COMMAND, current_revision, head_revision
 
     engine = _engine(ctx)
@@ -57,5 +56,4 @@ def current(ctx: typer.Context) -> None:
     raise typer.Exit(1)
 
 
-def register(app: typer.Typer) -> None:
-    app.add_typer(db_app)
+app.add_typer(db_app)

@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 import faiss
 import numpy as np
 
-from artmatch.errors import IndexNotReady, InvalidInput
+from kernel.errors import IndexNotReady, InvalidInput
 
 __all__ = ["FaissVectorIndex", "IndexMeta", "MemoryVectorIndex", "VectorIndex", "fingerprint_ids"]
 

@@ -1,0 +1,1 @@
+"""The `artmatch` command line: every command, one module per area (the top floor)."""

@@ -1,0 +1,156 @@
+"""Registrars' commands: import a catalogue CSV, add photos, record an object's status."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.app import app, err, open_services, out, progress_bar, settings_of
+from kernel.errors import InvalidInput
+from kernel.schemas import ObjectStatus
+
+
+@app.command("import-catalogue")
+def import_catalogue(
+    ctx: typer.Context,
+    csv_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE.csv", help="Catalogue CSV: image, object_id, Object ID fields."
+        ),
+    ],
+    institution: Annotated[
+        str, typer.Option(help="Institution of rows without an institution column.")
+    ] = "default",
+) -> None:
+    """Import a catalogue CSV: one row per photo; rows may share an object."""
+    from ingest.catalogue_csv import RowError, iter_items, read_catalogue_csv
+    from ingest.photos import Outcome, ingest_photos
+
+    parsed = read_catalogue_csv(csv_file, institution=institution)
+    if parsed.ignored_columns:
+        err.print(f"[yellow]ignored unknown column(s): {', '.join(parsed.ignored_columns)}")
+    bad = [r for r in parsed.rows if isinstance(r, RowError)]
+    items = list(iter_items(parsed))
+    services = open_services(ctx)
+    try:
+        with progress_bar() as progress:
+            task = progress.add_task("Importing photos", total=len(items))
+            outcomes = ingest_photos(services, items, on_outcome=lambda _: progress.advance(task))
+    finally:
+        services.close()
+    counts = {o: sum(x.outcome is o for x in outcomes) for o in Outcome}
+    for row in bad:
+        err.print(f"[red]skipped[/] {row.message}", markup=True, highlight=False)
+    for o in outcomes:
+        if o.outcome is Outcome.ERROR:
+            err.print(f"[red]skipped[/] {o.message}", highlight=False)
+        elif o.outcome is Outcome.DUPLICATE:
+            err.print(f"[yellow]duplicate[/] {o.message}", highlight=False)
+    failed = counts[Outcome.ERROR] + len(bad)
+    out.print(
+        f"{counts[Outcome.ADDED]} photo(s) added, {counts[Outcome.DUPLICATE]} duplicate(s), "
+        f"{failed} bad row(s)"
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("add-photo")
+def add_photo(
+    ctx: typer.Context,
+    object_id: Annotated[str, typer.Argument(metavar="OBJECT", help="Object ID (created if new).")],
+    photos: Annotated[
+        list[Path], typer.Argument(metavar="PHOTO...", help="One or more photo files.")
+    ],
+    view: Annotated[str | None, typer.Option(help="View label, e.g. front, back, detail.")] = None,
+    institution: Annotated[str, typer.Option(help="Institution of a new object.")] = "default",
+    title: Annotated[str | None, typer.Option(help="Title of a new object.")] = None,
+    maker: Annotated[str | None, typer.Option(help="Maker of a new object.")] = None,
+) -> None:
+    """Add photos of one object."""
+    from pydantic import ValidationError
+
+    from ingest.catalogue_csv import validation_message
+    from ingest.photos import Outcome, PhotoItem, ingest_photos
+    from kernel.schemas import ObjectCreate
+
+    try:
+        record = ObjectCreate(
+            object_id=object_id, institution=institution, title=title, maker=maker
+        )
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc)) from None
+    items = [PhotoItem(record=record, source=str(p), load=p.read_bytes, view=view) for p in photos]
+    services = open_services(ctx)
+    try:
+        outcomes = ingest_photos(services, items)
+    finally:
+        services.close()
+    for o in outcomes:
+        if o.outcome is Outcome.ADDED:
+            out.print(f"added {o.source} as photo {o.photo_id} of {o.object_id}")
+        elif o.outcome is Outcome.DUPLICATE:
+            out.print(f"[yellow]duplicate[/] {o.message}")
+        else:
+            err.print(f"[red]error[/] {o.message}", highlight=False)
+    if any(o.outcome is Outcome.ERROR for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command("set-status")
+def set_status(
+    ctx: typer.Context,
+    object_id: Annotated[str, typer.Argument(metavar="OBJECT")],
+    status: Annotated[
+        str,
+        typer.Argument(
+            metavar="STATUS", help="in_collection, on_loan, stolen, missing or recovered."
+        ),
+    ],
+    reference: Annotated[
+        str | None, typer.Option(help="Police or case reference of the loss.")
+    ] = None,
+    date: Annotated[
+        str | None, typer.Option(help="Date of the loss or change, YYYY-MM-DD (default today).")
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option(help="Free-text note kept in the status history.")
+    ] = None,
+) -> None:
+    """Change an object's status (e.g. report it stolen)."""
+    from kernel.schemas import StatusChange
+    from storage.catalogue import create_catalogue
+
+    change = StatusChange(
+        status=parse_status(status), date=_date(date), reference=reference, note=note
+    )
+    catalogue = create_catalogue(settings_of(ctx).database_url)
+    try:
+        obj = catalogue.set_status(object_id, change)
+    finally:
+        catalogue.close()
+    out.print(
+        f"{obj.object_id} is now {obj.status.value}" + (f" (ref {reference})" if reference else "")
+    )
+
+
+def parse_status(value: str) -> ObjectStatus:
+    try:
+        return ObjectStatus(value.strip().lower().replace("-", "_").replace(" ", "_"))
+    except ValueError:
+        raise InvalidInput(
+            f"unknown status {value!r}; choose one of: {', '.join(s.value for s in ObjectStatus)}"
+        ) from None
+
+
+def _date(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"invalid date {value!r}; expected YYYY-MM-DD") from None

@@ -1,0 +1,166 @@
+"""Investigators' and analysts' commands: search with a photo, check auction listings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.app import app, err, open_services, out, progress_bar
+from cli.catalogue import parse_status
+from kernel.errors import InvalidInput
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    photo: Annotated[Path, typer.Argument(metavar="PHOTO", help="Photo of the seized item.")],
+    top: Annotated[
+        int, typer.Option("--top", min=1, max=100, help="How many objects to list.")
+    ] = 10,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="Only objects with these statuses, comma-separated (e.g. stolen,missing)."
+        ),
+    ] = None,
+    institution: Annotated[
+        str | None, typer.Option(help="Only objects of these institutions, comma-separated.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(help="Write an evidence picture (PNG) of each match into this directory."),
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="Geometric verification (second stage).")
+    ] = True,
+) -> None:
+    """Search the catalogue with a photo; best matches first."""
+    from engine.search import search as run_search
+    from models.images import decode_image
+
+    statuses = [parse_status(s) for s in status.split(",") if s.strip()] if status else None
+    institutions = [s.strip() for s in institution.split(",") if s.strip()] if institution else None
+    try:
+        data = photo.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{photo}: cannot read file ({exc.strerror or exc})") from None
+    services = open_services(ctx)
+    try:
+        image = decode_image(data, source=str(photo), max_pixels=services.settings.max_image_pixels)
+        result = run_search(
+            services, image, top_k=top, statuses=statuses, institutions=institutions, verify=verify
+        )
+        written = _write_evidence(services, image, result, evidence) if evidence else []
+    finally:
+        services.catalogue.close()
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    _print_result(photo.name, result)
+    for path in written:
+        out.print(f"evidence: {path}")
+
+
+def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
+    searched = (
+        f"{result.objects_searched} objects"
+        + (f" ({', '.join(result.statuses)})" if result.statuses else "")
+        + (f" of {', '.join(result.institutions)}" if result.institutions else "")
+    )
+    table = Table(
+        title=f"{name}: {searched} searched, index v{result.index_version}, "
+        f"{result.threshold_kind} threshold {result.threshold:.2f}"
+    )
+    columns = (
+        "#",
+        "object",
+        "confidence",
+        "cosine",
+        "inliers",
+        "match",
+        "status",
+        "title",
+        "region",
+    )
+    for col in columns:
+        table.add_column(col)
+    for h in result.hits:
+        table.add_row(
+            str(h.rank),
+            h.object_id,
+            f"{h.confidence:.3f}",
+            f"{h.score:.3f}",
+            "" if h.inliers is None else str(h.inliers),
+            "MATCH" if h.is_match else "",
+            h.status.value,
+            h.title or "",
+            "" if h.region is None else ",".join(map(str, h.region)),
+        )
+    out.print(table)
+    if not result.matches:
+        out.print("[bold]No match in the catalogue above the threshold.[/]")
+
+
+def _write_evidence(services, image, result, directory: Path) -> list[Path]:  # type: ignore[no-untyped-def]
+    from engine.evidence import evidence_png
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for hit in result.matches:
+        path = directory / f"evidence_{result.query_sha256[:12]}_{hit.rank:02d}_{hit.object_id}.png"
+        path.write_bytes(evidence_png(services, image, hit))
+        paths.append(path)
+    return paths
+
+
+@app.command("check-listings")
+def check_listings(
+    ctx: typer.Context,
+    manifest: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MANIFEST",
+            help="CSV or JSONL: listing_id, image, [title, url, seller, price, date].",
+        ),
+    ],
+    out_stem: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Report path without suffix (default: MANIFEST's name + '.hits')."
+        ),
+    ] = None,
+    recheck: Annotated[
+        bool, typer.Option(help="Check again listings checked by earlier runs.")
+    ] = False,
+) -> None:
+    """Cross-check auction listings against stolen and missing objects; write a hit report."""
+    from ingest.listings import check_listings as run_check
+    from ingest.listings import read_manifest, write_report
+
+    total = len(read_manifest(manifest))  # fail on a malformed manifest before loading the model
+    services = open_services(ctx)
+    try:
+        with progress_bar() as progress:
+            task = progress.add_task("Checking listings", total=total)
+            run, listings = run_check(
+                services,
+                manifest,
+                recheck=recheck,
+                on_progress=lambda n, _t: progress.update(task, completed=n),
+            )
+        stem = out_stem or manifest.with_name(manifest.stem + ".hits")
+        csv_path, json_path = write_report(services, listings, stem)
+    finally:
+        services.catalogue.close()
+    for message in run.errors:
+        err.print(f"[red]error[/] {message}", highlight=False)
+    out.print(
+        f"{run.total} listing(s): {run.checked} checked now, {run.skipped} already checked, "
+        f"{run.hits} new hit(s), {len(run.errors)} error(s)\nreport: {csv_path} and {json_path}"
+    )
+    if run.errors:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""The matching engine: the assembled services, the search stages and the evidence pictures."""

@@ -1,0 +1,1 @@
+"""The vector index seam: the protocol, its implementations and snapshots in the blob store."""
