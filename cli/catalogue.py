@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from cli.app import app, err, open_services, out, progress_bar, settings_of
+from kernel.enums import ObjectStatus
 from kernel.errors import InvalidInput
-from kernel.schemas import ObjectStatus
 
 
 @app.command("import-catalogue")

@@ -123,10 +123,10 @@ def create_admin(
     """Create an administrator account (the first one must be created this way)."""
     from pydantic import ValidationError
 
+    from kernel.enums import Role
     from kernel.errors import ArtmatchError
     from service.schemas import AccountCreate
     from service.security import hash_password
-    from storage.catalogue.accounts import Role
 
     try:
         body = AccountCreate(username=username, password=password, role=Role.ADMIN)

@@ -17,7 +17,8 @@ from engine.verify import (
     score_candidates,
     verify_pairs,
 )
-from kernel.schemas import ObjectStatus, RegionMatch, SearchHit, SearchResult
+from kernel.enums import ObjectStatus
+from kernel.schemas import RegionMatch, SearchHit, SearchResult
 from models.calibration import default_calibration
 from models.embedders import Embedder
 from models.images import DecodedImage

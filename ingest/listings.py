@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field, ValidationError
 from engine.search import search
 from engine.services import Services
 from ingest.catalogue_csv import validation_message
+from kernel.enums import LOST_STATUSES
 from kernel.errors import ArtmatchError, InvalidInput
-from kernel.schemas import LOST_STATUSES
 from models.images import decode_image
 
 __all__ = ["Listing", "ListingRun", "check_listings", "read_manifest", "write_report"]

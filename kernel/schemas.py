@@ -7,9 +7,10 @@ is what police and customs databases of stolen art expect.
 from __future__ import annotations
 
 import datetime as dt
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from kernel.enums import ObjectStatus
 
 __all__ = [
     "OBJECT_ID_FIELDS",
@@ -25,17 +26,6 @@ __all__ = [
     "StatusChange",
 ]
 
-
-class ObjectStatus(StrEnum):
-    IN_COLLECTION = "in_collection"
-    ON_LOAN = "on_loan"
-    STOLEN = "stolen"
-    MISSING = "missing"
-    RECOVERED = "recovered"
-
-
-#: Statuses an investigator is looking for.
-LOST_STATUSES = (ObjectStatus.STOLEN, ObjectStatus.MISSING)
 
 _Short = Field(default=None, max_length=500)
 _Long = Field(default=None, max_length=4000)

@@ -15,7 +15,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from engine.services import build_services
 from ingest.photos import PhotoItem, ingest_photos
-from kernel.schemas import ObjectCreate, ObjectStatus, StatusChange
+from kernel.enums import ObjectStatus
+from kernel.schemas import ObjectCreate, StatusChange
 from kernel.settings import Settings
 
 __all__ = ["DEMO_ACCOUNTS", "demo_painting", "demo_query_photos", "seed", "seed_accounts"]
@@ -137,9 +138,10 @@ def seed_accounts(settings: Settings) -> str | None:
     there are no accounts at all; None otherwise. Never a fixed password."""
     import secrets
 
+    from kernel.enums import Role
     from service.security import hash_password
     from storage.catalogue import create_catalogue
-    from storage.catalogue.accounts import Accounts, Role
+    from storage.catalogue.accounts import Accounts
 
     accounts = Accounts(create_catalogue(settings.database_url).engine)
     try:

@@ -13,10 +13,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.services import Services
+from kernel.enums import Role, TokenKind
 from service.errors import Forbidden, Unauthenticated
 from service.runtime import Runtime
 from service.security import csrf_matches, token_sha256
-from storage.catalogue.accounts import AccountRecord, Role
+from storage.catalogue.accounts import AccountRecord
 
 __all__ = [
     "SESSION_COOKIE",
@@ -85,14 +86,14 @@ async def current_principal(
 ) -> Principal:
     if credentials is not None:
         account = runtime.accounts.account_for_token(
-            token_sha256(credentials.credentials), kind="api"
+            token_sha256(credentials.credentials), kind=TokenKind.API
         )
         if account is None:
             raise Unauthenticated("the API token is unknown, revoked or expired")
         return Principal(account)
     session = request.cookies.get(SESSION_COOKIE)
     if session:
-        account = runtime.accounts.account_for_token(token_sha256(session), kind="session")
+        account = runtime.accounts.account_for_token(token_sha256(session), kind=TokenKind.SESSION)
         if account is not None:
             if request.method not in _SAFE_METHODS:
                 await _check_csrf(request, session)

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from engine.services import Services
 from ingest.listings import check_listings, write_report
+from kernel.enums import JobStatus
 from kernel.errors import ArtmatchError
-from storage.catalogue.accounts import Accounts, JobStatus
+from storage.catalogue.accounts import Accounts
 
 __all__ = ["JobRunner"]
 

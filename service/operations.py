@@ -16,8 +16,9 @@ from engine.evidence import photo_evidence_png, query_blob_key
 from engine.services import Services
 from ingest.listings import read_manifest
 from ingest.photos import Outcome, PhotoItem, ingest_photos, sync_index
+from kernel.enums import JobStatus, ObjectStatus, Role
 from kernel.errors import InvalidImage, InvalidInput, NotFound
-from kernel.schemas import ObjectCreate, ObjectStatus, ObjectUpdate, StatusChange
+from kernel.schemas import ObjectCreate, ObjectUpdate, StatusChange
 from models.images import decode_image
 from service.deps import Principal
 from service.errors import Forbidden
@@ -33,7 +34,7 @@ from service.schemas import (
     StatusEventOut,
     UploadOutcome,
 )
-from storage.catalogue.accounts import JobRecord, Role
+from storage.catalogue.accounts import JobRecord
 from storage.catalogue.browse import PhotoRecord
 
 __all__ = [
@@ -301,7 +302,7 @@ async def search_evidence(
 
 
 def job_public(job: JobRecord) -> JobPublic:
-    done = job.status.value == "succeeded"
+    done = job.status is JobStatus.SUCCEEDED
     return JobPublic(
         **{k: getattr(job, k) for k in JobPublic.model_fields if hasattr(job, k)},
         report_csv_url=f"{API}/jobs/{job.id}/report.csv" if done and job.report_csv else None,

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from kernel.enums import Role
 from service.deps import Principal
-from storage.catalogue.accounts import Role
 
 __all__ = ["home_of", "render", "render_error"]
 

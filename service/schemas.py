@@ -7,8 +7,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernel.enums import JobStatus, Role
 from kernel.schemas import ObjectCreate, ObjectPublic, SearchHit, SearchResult
-from storage.catalogue.accounts import JobStatus, Role
 
 __all__ = [
     "AccountCreate",

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.services import Services, build_services, open_index
+from kernel.enums import JobStatus
 from kernel.settings import Settings
 from service.jobs import JobRunner
-from storage.catalogue.accounts import Accounts, JobStatus
+from storage.catalogue.accounts import Accounts
 
 __all__ = ["run_worker"]
 

@@ -119,7 +119,8 @@ def test_margin_is_measured_against_the_nearest_other_object() -> None:
 
 
 def test_filtered_search_does_not_hide_look_alikes(catalogue) -> None:
-    from kernel.schemas import ObjectStatus, StatusChange
+    from kernel.enums import ObjectStatus
+    from kernel.schemas import StatusChange
 
     catalogue.catalogue.set_status("obj-1", StatusChange(status=ObjectStatus.STOLEN))
     # an unrelated photo, searched among stolen objects only: the one stolen object is the

@@ -6,6 +6,7 @@ import datetime as dt
 
 from fastapi import APIRouter
 
+from kernel.enums import Role
 from kernel.errors import InvalidInput
 from service.deps import Admin, Anyone, RuntimeDep
 from service.schemas import (
@@ -19,7 +20,7 @@ from service.schemas import (
     Whoami,
 )
 from service.security import hash_password, new_token
-from storage.catalogue.accounts import AccountRecord, Role
+from storage.catalogue.accounts import AccountRecord
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 

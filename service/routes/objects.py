@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
+from kernel.enums import ObjectStatus, Role
 from kernel.errors import InvalidInput
-from kernel.schemas import ObjectStatus, ObjectUpdate, StatusChange
+from kernel.schemas import ObjectUpdate, StatusChange
 from service import operations as ops
 from service.deps import CatalogueReader, Registrar, RuntimeDep, ServicesDep
 from service.errors import Forbidden
@@ -22,7 +23,6 @@ from service.schemas import (
     UploadOutcome,
 )
 from service.uploads import read_upload
-from storage.catalogue.accounts import Role
 
 router = APIRouter(prefix="/api/v1/objects", tags=["objects"])
 

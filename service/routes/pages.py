@@ -12,8 +12,9 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from kernel.enums import ObjectStatus, Role, TokenKind
 from kernel.errors import ArtmatchError
-from kernel.schemas import OBJECT_ID_FIELDS, ObjectStatus, StatusChange
+from kernel.schemas import OBJECT_ID_FIELDS, StatusChange
 from models.images import decode_image, make_thumbnail
 from service import operations as ops
 from service.deps import (
@@ -31,7 +32,6 @@ from service.deps import (
 from service.pages import home_of, render
 from service.security import new_token, token_sha256, verify_password
 from service.uploads import read_upload
-from storage.catalogue.accounts import Role
 
 router = APIRouter(include_in_schema=False)
 
@@ -50,7 +50,7 @@ def index(request: Request, runtime: RuntimeDep) -> RedirectResponse:
 
     session = request.cookies.get(SESSION_COOKIE)
     account = (
-        runtime.accounts.account_for_token(token_sha256(session), kind="session")
+        runtime.accounts.account_for_token(token_sha256(session), kind=TokenKind.SESSION)
         if session
         else None
     )
@@ -90,7 +90,7 @@ def login(
     runtime.accounts.add_token(
         account_id=account.id,
         name="browser login",
-        kind="session",
+        kind=TokenKind.SESSION,
         token_sha256=digest,
         expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours),
     )

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
-from kernel.schemas import ObjectStatus
+from kernel.enums import ObjectStatus
 from service import operations as ops
 from service.deps import Auditor, Investigator, RuntimeDep, ServicesDep
 from service.schemas import Page, SearchLogOut, SearchResponse

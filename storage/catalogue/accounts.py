@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from kernel.enums import JobStatus, Role, TokenKind
 from kernel.errors import Conflict, NotFound
 from storage.catalogue.orm import Base, Institution
 from storage.catalogue.sessions import Repository
@@ -48,21 +49,6 @@ __all__ = [
     "SearchLog",
     "SearchLogRecord",
 ]
-
-
-class Role(StrEnum):
-    REGISTRAR = "registrar"
-    INVESTIGATOR = "investigator"
-    ANALYST = "analyst"
-    ADMIN = "admin"
-    AUDITOR = "auditor"
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
 
 
 def _now() -> dt.datetime:
@@ -350,7 +336,7 @@ class Accounts(Repository):
         account_id: int,
         name: str,
         token_sha256: str,
-        kind: str = "api",
+        kind: TokenKind = TokenKind.API,
         expires_at: dt.datetime | None = None,
     ) -> int:
         with self._session() as session:
@@ -385,7 +371,7 @@ class Accounts(Repository):
         with self._session() as session:
             rows = session.scalars(
                 select(ApiToken)
-                .where(ApiToken.account_id == account_id, ApiToken.kind == "api")
+                .where(ApiToken.account_id == account_id, ApiToken.kind == TokenKind.API)
                 .order_by(ApiToken.id)
             ).all()
             return [

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from kernel.enums import ObjectStatus
 from kernel.errors import Conflict, NotFound
-from kernel.schemas import ObjectPublic, ObjectStatus
+from kernel.schemas import ObjectPublic
 from storage.catalogue.accounts import Account, _aware, _institution, _now
 from storage.catalogue.orm import CatalogueObject, Institution, Photo
 from storage.catalogue.sessions import Repository

@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from kernel.schemas import ObjectStatus
+from kernel.enums import ObjectStatus
 
 __all__ = [
     "Base",

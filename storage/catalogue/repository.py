@@ -16,8 +16,9 @@ import numpy as np
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.orm import Session
 
+from kernel.enums import ObjectStatus
 from kernel.errors import Conflict, InvalidInput, NotFound
-from kernel.schemas import ObjectCreate, ObjectPublic, ObjectStatus, StatusChange
+from kernel.schemas import ObjectCreate, ObjectPublic, StatusChange
 from storage.catalogue.orm import (
     CatalogueObject,
     Embedding,

@@ -9,8 +9,9 @@ from engine.search import search
 from engine.services import build_services, open_index
 from ingest.catalogue_csv import RowError, iter_items, read_catalogue_csv
 from ingest.photos import Outcome, ingest_photos
+from kernel.enums import ObjectStatus
 from kernel.errors import InvalidInput
-from kernel.schemas import ObjectStatus, StatusChange
+from kernel.schemas import StatusChange
 from models.embedders import FakeEmbedder
 from models.images import decode_image
 from tests.utils.catalogue import write_catalogue

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import pytest
 from fastapi.testclient import TestClient
 
+from kernel.enums import Role
 from kernel.settings import Settings, WebSettings
 from models.embedders import FakeEmbedder
 from service.main import create_app
 from service.security import hash_password, new_token
-from storage.catalogue.accounts import Role
 
 PASSWORD = "correct horse battery"
 _HASHES: dict[str, str] = {}

@@ -15,10 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kernel.enums import Role
 from kernel.settings import Settings
 from service.security import hash_password
 from storage.catalogue import create_catalogue
-from storage.catalogue.accounts import Accounts, Role
+from storage.catalogue.accounts import Accounts
 from tests.utils.images import jpeg_bytes, photographed, textured_object
 
 pytestmark = [

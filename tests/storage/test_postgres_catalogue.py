@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kernel.enums import ObjectStatus
 from kernel.errors import ConfigError, Conflict, InvalidInput, NotFound
-from kernel.schemas import ObjectCreate, ObjectStatus, StatusChange
+from kernel.schemas import ObjectCreate, StatusChange
 from storage.catalogue import Catalogue, NewPhoto, create_catalogue
 from storage.migrate import upgrade
 from tests.utils.servers import find_postgres, postgres_schema

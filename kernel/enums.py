@@ -1,0 +1,58 @@
+"""Every closed set of values artmatch uses, as a `StrEnum` (the database, the API and the
+reports store their values)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "LOST_STATUSES",
+    "JobStatus",
+    "ObjectStatus",
+    "Role",
+    "ThresholdOn",
+    "TokenKind",
+]
+
+
+class ObjectStatus(StrEnum):
+    IN_COLLECTION = "in_collection"
+    ON_LOAN = "on_loan"
+    STOLEN = "stolen"
+    MISSING = "missing"
+    RECOVERED = "recovered"
+
+
+#: Statuses an investigator is looking for.
+LOST_STATUSES = (ObjectStatus.STOLEN, ObjectStatus.MISSING)
+
+
+class Role(StrEnum):
+    REGISTRAR = "registrar"
+    INVESTIGATOR = "investigator"
+    ANALYST = "analyst"
+    ADMIN = "admin"
+    AUDITOR = "auditor"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class TokenKind(StrEnum):
+    #: A bearer token for scripts (`artmatch create-token`).
+    API = "api"
+    #: A browser login (the session cookie).
+    SESSION = "session"
+
+
+class ThresholdOn(StrEnum):
+    """The quantity a match threshold applies to."""
+
+    #: The calibrated probability that a candidate is the object (with verification).
+    CONFIDENCE = "confidence"
+    #: The cosine similarity of the global descriptors (first stage alone).
+    SIMILARITY = "similarity"
