@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import TaskID
 from rich.table import Table
 
 from cli.app import app, err, out, progress_bar, settings_of
@@ -35,7 +36,7 @@ def evaluate(
     with err.status("Loading model..."):
         embedder = create_embedder(settings.embedder)
     with progress_bar() as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def on_progress(stage: str, n: int, total: int) -> None:
             if stage not in tasks:

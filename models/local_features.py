@@ -159,10 +159,11 @@ def extract_local_features(
     sx = width / gray.shape[1]
     sy = height / gray.shape[0]
 
+    detector: cv2.Feature2D
     if method == "orb":
-        detector = cv2.ORB_create(nfeatures=max_keypoints, scaleFactor=1.2, nlevels=8)
+        detector = cv2.ORB.create(nfeatures=max_keypoints, scaleFactor=1.2, nlevels=8)
     else:
-        detector = cv2.SIFT_create(nfeatures=max_keypoints)
+        detector = cv2.SIFT.create(nfeatures=max_keypoints)
     keypoints, descriptors = detector.detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
         dim = 32 if method == "orb" else 128

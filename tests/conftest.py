@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,9 +10,23 @@ from kernel.settings import EmbedderSettings, Settings
 from models.embedders import FakeEmbedder
 
 
+@pytest.fixture(scope="session")
+def migrated_catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite catalogue at the newest migration, made once per test session: tests
+    start from a copy instead of migrating a new file each (tests of the migrations do)."""
+    from storage.catalogue import create_catalogue
+
+    path = tmp_path_factory.mktemp("template") / "catalogue.sqlite3"
+    create_catalogue(f"sqlite:///{path}").close()
+    return path
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", embedder=EmbedderSettings(name="fake", batch_size=4))
+def settings(tmp_path: Path, migrated_catalogue: Path) -> Settings:
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(migrated_catalogue, home / "catalogue.sqlite3")
+    return Settings(home=home, embedder=EmbedderSettings(name="fake", batch_size=4))
 
 
 @pytest.fixture

@@ -115,6 +115,7 @@ def test_registrar_investigator_analyst_flow(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow  # four subprocesses, each importing the whole stack
 def test_cli_errors_are_one_line_and_nonzero(tmp_path: Path) -> None:
     home = tmp_path / "home"
     bad_csv = tmp_path / "c.csv"

