@@ -20,6 +20,7 @@ from service.errors import install_error_handlers
 from service.jobs import JobRunner
 from service.routes import accounts, health, institutions, jobs, objects, pages, photos, searches
 from service.runtime import open_runtime
+from service.security import prepare_password_checks
 from service.uploads import BodyLimitMiddleware
 
 if TYPE_CHECKING:
@@ -43,13 +44,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await run_in_threadpool(open_runtime, settings or get_settings(), web)
+        await run_in_threadpool(prepare_password_checks)
         if web.job_workers > 0:
-            runtime.jobs = JobRunner(
+            jobs = JobRunner(
                 accounts=runtime.accounts,
                 services=runtime.require_services,
                 reports_dir=runtime.reports_dir,
                 workers=web.job_workers,
             )
+            await run_in_threadpool(jobs.recover)
+            runtime.jobs = jobs
         app.state.runtime = runtime
 
         async def load() -> None:
