@@ -16,12 +16,13 @@ from engine.evidence import photo_evidence_png, query_blob_key
 from engine.services import Services
 from ingest.listings import read_manifest
 from ingest.photos import Outcome, PhotoItem, ingest_photos, sync_index
-from kernel.enums import JobStatus, ObjectStatus, Role
+from kernel.enums import JobStatus, ObjectStatus
 from kernel.errors import InvalidImage, InvalidInput, NotFound
 from kernel.schemas import ObjectCreate, ObjectUpdate, StatusChange
 from models.images import decode_image
 from service.deps import Principal
 from service.errors import Forbidden
+from service.policy import Action
 from service.runtime import Runtime
 from service.schemas import (
     JobPublic,
@@ -73,16 +74,16 @@ def object_url(object_id: str) -> str:
 
 
 def _check_read(principal: Principal, institution: str) -> None:
-    if not principal.may_read(institution):
+    if not principal.may_on(Action.READ_OBJECTS, institution):
         # Same answer as an unknown id: a registrar learns nothing of other catalogues.
         raise NotFound("no such object in the catalogues you may read")
 
 
 def _check_manage(principal: Principal, institution: str) -> None:
-    if not principal.may_manage(institution):
+    if not principal.may_on(Action.MANAGE_OBJECTS, institution):
         raise Forbidden(
             f"only registrars of {institution!r} may change its objects"
-            if principal.role is Role.REGISTRAR
+            if principal.may(Action.MANAGE_OBJECTS)
             else f"the role {principal.role.value} may not change catalogues"
         )
 
@@ -213,7 +214,7 @@ async def upload_photos(
             photo = None
             if o.photo_id is not None:
                 record = rt.queries.photo(o.photo_id)
-                if principal.may_read(record.institution):
+                if principal.may_on(Action.READ_OBJECTS, record.institution):
                     photo = photo_out(record)
             out.append(
                 UploadOutcome(

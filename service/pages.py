@@ -7,22 +7,11 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from kernel.enums import Role
+from service import policy
 from service.deps import Principal
+from service.policy import Action
 
-__all__ = ["home_of", "render", "render_error"]
-
-_HOME = {
-    Role.REGISTRAR: "/objects",
-    Role.INVESTIGATOR: "/search",
-    Role.ANALYST: "/jobs",
-    Role.ADMIN: "/admin",
-    Role.AUDITOR: "/audit",
-}
-
-
-def home_of(principal: Principal) -> str:
-    return _HOME[principal.role]
+__all__ = ["render", "render_error"]
 
 
 def render(
@@ -33,12 +22,18 @@ def render(
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
+    """Render ``template``; for a logged-in ``principal`` the template gets its menu (``nav``)
+    and ``may(action)``, so that it shows what `service.policy` allows and nothing else."""
     templates = request.app.state.templates
+    base: dict[str, Any] = {
+        "user": principal,
+        "csrf": principal.csrf if principal else None,
+        "nav": policy.menu(principal.role) if principal else [],
+        "may": principal.may if principal else (lambda action: False),
+        "Action": Action,
+    }
     return templates.TemplateResponse(  # type: ignore[no-any-return]
-        request,
-        template,
-        {"user": principal, "csrf": principal.csrf if principal else None, "Role": Role} | context,
-        status_code=status_code,
+        request, template, base | context, status_code=status_code
     )
 
 

@@ -6,9 +6,10 @@ import datetime as dt
 
 from fastapi import APIRouter
 
-from kernel.enums import Role
 from kernel.errors import InvalidInput
-from service.deps import Admin, Anyone, RuntimeDep
+from service import policy
+from service.deps import Anyone, MayAdminister, RuntimeDep
+from service.policy import Action
 from service.schemas import (
     AccountCreate,
     AccountPublic,
@@ -75,21 +76,21 @@ def issue_token(runtime: RuntimeDep, account_id: int, body: TokenCreate) -> Toke
 
 
 @router.get("/accounts", response_model=list[AccountPublic], summary="Accounts (role: admin)")
-def list_accounts(user: Admin, runtime: RuntimeDep) -> list[AccountPublic]:
+def list_accounts(user: MayAdminister, runtime: RuntimeDep) -> list[AccountPublic]:
     return [_public(a) for a in runtime.accounts.list_accounts()]
 
 
 @router.post(
     "/accounts", response_model=AccountPublic, status_code=201, summary="New account (role: admin)"
 )
-def create_account(body: AccountCreate, user: Admin, runtime: RuntimeDep) -> AccountPublic:
-    if body.role is Role.REGISTRAR and not body.institution:
-        raise InvalidInput("a registrar needs an institution")
+def create_account(body: AccountCreate, user: MayAdminister, runtime: RuntimeDep) -> AccountPublic:
+    if policy.needs_institution(body.role) and not body.institution:
+        raise InvalidInput(f"a {body.role.value} needs an institution")
     account = runtime.accounts.create_account(
         username=body.username,
         password_hash=hash_password(body.password),
         role=body.role,
-        institution=body.institution if body.role is Role.REGISTRAR else None,
+        institution=body.institution if policy.needs_institution(body.role) else None,
     )
     return _public(account)
 
@@ -98,10 +99,10 @@ def create_account(body: AccountCreate, user: Admin, runtime: RuntimeDep) -> Acc
     "/accounts/{account_id}", response_model=AccountPublic, summary="Change (role: admin)"
 )
 def update_account(
-    account_id: int, body: AccountUpdate, user: Admin, runtime: RuntimeDep
+    account_id: int, body: AccountUpdate, user: MayAdminister, runtime: RuntimeDep
 ) -> AccountPublic:
     if account_id == user.account.id and (
-        body.active is False or body.role not in (None, Role.ADMIN)
+        body.active is False or (body.role is not None and not policy.may(body.role, Action.ADMIN))
     ):
         raise InvalidInput("an admin cannot lock themselves out; ask another admin")
     account = runtime.accounts.update_account(
@@ -121,7 +122,7 @@ def update_account(
     summary="API token for an account, e.g. a script's (role: admin)",
 )
 def create_token_for(
-    account_id: int, body: TokenCreate, user: Admin, runtime: RuntimeDep
+    account_id: int, body: TokenCreate, user: MayAdminister, runtime: RuntimeDep
 ) -> TokenCreated:
     runtime.accounts.get(account_id)
     return issue_token(runtime, account_id, body)

@@ -17,19 +17,21 @@ from kernel.errors import ArtmatchError
 from kernel.schemas import OBJECT_ID_FIELDS, StatusChange
 from models.images import decode_image, make_thumbnail
 from service import operations as ops
+from service import policy
 from service.deps import (
     SESSION_COOKIE,
-    Admin,
-    Analyst,
     Anyone,
-    Auditor,
-    CatalogueReader,
-    Investigator,
-    Registrar,
+    MayAdminister,
+    MayAudit,
+    MayManageObjects,
+    MayReadObjects,
+    MayRunJobs,
+    MaySearch,
     RuntimeDep,
     ServicesDep,
 )
-from service.pages import home_of, render
+from service.pages import render
+from service.policy import Action
 from service.security import new_token, token_sha256, verify_password
 from service.uploads import read_upload
 
@@ -46,8 +48,6 @@ def _safe_next(target: str | None) -> str | None:
 
 @router.get("/", response_class=_PAGE, summary="Home (role: any; else the login page)")
 def index(request: Request, runtime: RuntimeDep) -> RedirectResponse:
-    from service.deps import Principal  # noqa: F401  (documentation of the role check below)
-
     session = request.cookies.get(SESSION_COOKIE)
     account = (
         runtime.accounts.account_for_token(token_sha256(session), kind=TokenKind.SESSION)
@@ -56,9 +56,7 @@ def index(request: Request, runtime: RuntimeDep) -> RedirectResponse:
     )
     if account is None:
         return RedirectResponse("/login", status_code=303)
-    from service.deps import Principal as P
-
-    return RedirectResponse(home_of(P(account)), status_code=303)
+    return RedirectResponse(policy.home_of(account.role), status_code=303)
 
 
 @router.get("/login", response_class=_PAGE, summary="Login form (role: public)")
@@ -94,9 +92,7 @@ def login(
         token_sha256=digest,
         expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours),
     )
-    from service.deps import Principal
-
-    target = _safe_next(next) or home_of(Principal(account))
+    target = _safe_next(next) or policy.home_of(account.role)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -128,7 +124,7 @@ def logout(user: Anyone, runtime: RuntimeDep) -> RedirectResponse:
 )
 def objects_page(
     request: Request,
-    user: CatalogueReader,
+    user: MayReadObjects,
     runtime: RuntimeDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
     status: Annotated[ObjectStatus | None, Query()] = None,
@@ -176,7 +172,7 @@ def objects_page(
 
 
 @router.get("/upload", response_class=_PAGE, summary="New object with photos (role: registrar)")
-def upload_page(request: Request, user: Registrar) -> HTMLResponse:
+def upload_page(request: Request, user: MayManageObjects) -> HTMLResponse:
     fields = [
         f
         for f in OBJECT_ID_FIELDS
@@ -191,7 +187,7 @@ def upload_page(request: Request, user: Registrar) -> HTMLResponse:
     summary="Object page (roles: registrar (own), investigator, analyst)",
 )
 def object_page(
-    request: Request, object_id: str, user: CatalogueReader, runtime: RuntimeDep
+    request: Request, object_id: str, user: MayReadObjects, runtime: RuntimeDep
 ) -> HTMLResponse:
     detail = ops.object_detail(runtime, user, object_id)
     record = {f: getattr(detail, f) for f in OBJECT_ID_FIELDS if getattr(detail, f)}
@@ -201,7 +197,7 @@ def object_page(
         user,
         obj=detail,
         record=record,
-        can_edit=user.may_manage(detail.institution),
+        can_edit=user.may_on(Action.MANAGE_OBJECTS, detail.institution),
         statuses=list(ObjectStatus),
         today=dt.date.today().isoformat(),
     )
@@ -212,7 +208,7 @@ def object_page(
 )
 def object_status(
     object_id: str,
-    user: Registrar,
+    user: MayManageObjects,
     runtime: RuntimeDep,
     status: Annotated[ObjectStatus, Form()],
     date: Annotated[dt.date | None, Form()] = None,
@@ -235,14 +231,14 @@ def _filters_ctx(runtime: RuntimeDep) -> dict[str, object]:
 
 
 @router.get("/search", response_class=_PAGE, summary="Search page (role: investigator)")
-def search_page(request: Request, user: Investigator, runtime: RuntimeDep) -> HTMLResponse:
+def search_page(request: Request, user: MaySearch, runtime: RuntimeDep) -> HTMLResponse:
     return render(request, "search.html", user, **_filters_ctx(runtime))
 
 
 @router.post("/search", response_class=_PAGE, summary="Search results (role: investigator)")
 async def search_results(
     request: Request,
-    user: Investigator,
+    user: MaySearch,
     runtime: RuntimeDep,
     services: ServicesDep,
     file: Annotated[UploadFile, File()],
@@ -319,13 +315,13 @@ def _preview(data: bytes, max_pixels: int) -> str:
 
 
 @router.get("/jobs", response_class=_PAGE, summary="Batch checks (role: analyst)")
-def jobs_page(request: Request, user: Analyst, runtime: RuntimeDep) -> HTMLResponse:
+def jobs_page(request: Request, user: MayRunJobs, runtime: RuntimeDep) -> HTMLResponse:
     jobs = [ops.job_public(j) for j in runtime.accounts.list_jobs()]
     return render(request, "jobs.html", user, jobs=jobs)
 
 
 @router.get("/jobs/{job_id}", response_class=_PAGE, summary="One batch check (role: analyst)")
-def job_page(request: Request, job_id: str, user: Analyst, runtime: RuntimeDep) -> HTMLResponse:
+def job_page(request: Request, job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> HTMLResponse:
     job = ops.job_public(runtime.accounts.get_job(job_id))
     return render(request, "job.html", user, job=job)
 
@@ -333,7 +329,7 @@ def job_page(request: Request, job_id: str, user: Analyst, runtime: RuntimeDep) 
 @router.get("/audit", response_class=_PAGE, summary="Search log (role: auditor)")
 def audit_page(
     request: Request,
-    user: Auditor,
+    user: MayAudit,
     runtime: RuntimeDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     username: Annotated[str | None, Query(max_length=100)] = None,
@@ -355,7 +351,7 @@ def audit_page(
 
 
 @router.get("/admin", response_class=_PAGE, summary="Accounts and institutions (role: admin)")
-def admin_page(request: Request, user: Admin, runtime: RuntimeDep) -> HTMLResponse:
+def admin_page(request: Request, user: MayAdminister, runtime: RuntimeDep) -> HTMLResponse:
     return render(
         request,
         "admin.html",

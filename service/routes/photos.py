@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from service import operations as ops
-from service.deps import CatalogueReader, Registrar, RuntimeDep, ServicesDep
+from service.deps import MayManageObjects, MayReadObjects, RuntimeDep, ServicesDep
 from service.schemas import Deleted, PhotoOut
 
 router = APIRouter(prefix="/api/v1/photos", tags=["photos"])
@@ -36,7 +36,7 @@ def _stream(services: ServicesDep, key: str, content_type: str, etag: str) -> St
     response_model=PhotoOut,
     summary="Photo metadata (roles: registrar (own), investigator, analyst)",
 )
-def get_photo(photo_id: int, user: CatalogueReader, runtime: RuntimeDep) -> PhotoOut:
+def get_photo(photo_id: int, user: MayReadObjects, runtime: RuntimeDep) -> PhotoOut:
     photo = runtime.queries.photo(photo_id)
     ops.readable_object(runtime, user, photo.object_id)
     return ops.photo_out(photo)
@@ -49,7 +49,7 @@ def get_photo(photo_id: int, user: CatalogueReader, runtime: RuntimeDep) -> Phot
     summary="The full image (roles: registrar (own), investigator, analyst)",
 )
 def photo_image(
-    photo_id: int, user: CatalogueReader, runtime: RuntimeDep, services: ServicesDep
+    photo_id: int, user: MayReadObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> StreamingResponse:
     photo = runtime.queries.photo(photo_id)
     ops.readable_object(runtime, user, photo.object_id)
@@ -63,7 +63,7 @@ def photo_image(
     summary="A JPEG thumbnail (roles: registrar (own), investigator, analyst)",
 )
 def photo_thumbnail(
-    photo_id: int, user: CatalogueReader, runtime: RuntimeDep, services: ServicesDep
+    photo_id: int, user: MayReadObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> StreamingResponse:
     photo = runtime.queries.photo(photo_id)
     ops.readable_object(runtime, user, photo.object_id)
@@ -72,7 +72,7 @@ def photo_thumbnail(
 
 @router.delete("/{photo_id}", response_model=Deleted, summary="Delete a photo (role: registrar)")
 def delete_photo(
-    photo_id: int, user: Registrar, runtime: RuntimeDep, services: ServicesDep
+    photo_id: int, user: MayManageObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> Deleted:
     ops.delete_photo(runtime, services, user, photo_id)
     return Deleted(deleted=f"photo {photo_id}")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from kernel.enums import ObjectStatus
 from service import operations as ops
-from service.deps import Auditor, Investigator, RuntimeDep, ServicesDep
+from service.deps import MayAudit, MaySearch, RuntimeDep, ServicesDep
 from service.schemas import Page, SearchLogOut, SearchResponse
 from service.uploads import read_upload
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
 )
 async def create_search(
     file: Annotated[UploadFile, File(description="The photo to search with")],
-    user: Investigator,
+    user: MaySearch,
     runtime: RuntimeDep,
     services: ServicesDep,
     case_reference: Annotated[str | None, Form(max_length=500)] = None,
@@ -52,7 +52,7 @@ async def create_search(
     "(role: investigator)",
 )
 async def search_evidence(
-    search_id: int, photo_id: int, user: Investigator, runtime: RuntimeDep, services: ServicesDep
+    search_id: int, photo_id: int, user: MaySearch, runtime: RuntimeDep, services: ServicesDep
 ) -> Response:
     png = await ops.search_evidence(runtime, services, search_id=search_id, photo_id=photo_id)
     return Response(content=png, media_type="image/png")
@@ -60,7 +60,7 @@ async def search_evidence(
 
 @router.get("", response_model=Page[SearchLogOut], summary="The search log (role: auditor)")
 def search_log(
-    user: Auditor,
+    user: MayAudit,
     runtime: RuntimeDep,
     username: Annotated[str | None, Query(max_length=100)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
