@@ -18,7 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from kernel.settings import Settings, WebSettings, get_settings
 from service.errors import install_error_handlers
 from service.jobs import JobRunner
-from service.routes import accounts, health, institutions, jobs, objects, pages, photos, searches
+from service.pages import admin as admin_pages
+from service.pages import auth as auth_pages
+from service.pages import catalogue as catalogue_pages
+from service.pages import jobs as job_pages
+from service.pages import search as search_pages
+from service.routes import accounts, health, institutions, jobs, objects, photos, searches
 from service.runtime import open_runtime
 from service.security import prepare_password_checks
 from service.uploads import BodyLimitMiddleware
@@ -82,6 +87,8 @@ def create_app(
     install_error_handlers(app)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (health, accounts, institutions, objects, photos, searches, jobs, pages):
-        app.include_router(module.router)
+    for api in (health, accounts, institutions, objects, photos, searches, jobs):
+        app.include_router(api.router)
+    for pages in (auth_pages, catalogue_pages, search_pages, job_pages, admin_pages):
+        app.include_router(pages.router)
     return app

@@ -10,9 +10,8 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from kernel.enums import ObjectStatus
 from kernel.errors import InvalidInput
 from kernel.schemas import ObjectUpdate, StatusChange
-from service import operations as ops
 from service.deps import MayManageObjects, MayReadObjects, RuntimeDep, ServicesDep
-from service.errors import Forbidden
+from service.operations import catalogue as ops
 from service.schemas import (
     Deleted,
     ObjectDetail,
@@ -47,31 +46,16 @@ def list_objects(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 24,
 ) -> Page[ObjectOut]:
-    own = user.institution_scope
-    if own is not None:
-        if institution and set(institution) != {own}:
-            raise Forbidden("registrars browse their own institution's catalogue only")
-        institution = [own]
-    items, total = runtime.queries.list_objects(
-        offset=(page - 1) * page_size,
-        limit=page_size,
+    return ops.list_objects(
+        runtime,
+        user,
         statuses=status,
         institutions=institution,
         object_type=object_type,
         text=q,
+        page=page,
+        page_size=page_size,
     )
-    thumbs = runtime.queries.first_photos([o.object_id for o in items])
-    out = [
-        ObjectOut(
-            **o.model_dump(),
-            url=ops.object_url(o.object_id),
-            thumbnail_url=f"{ops.API}/photos/{thumbs[o.object_id]}/thumbnail"
-            if o.object_id in thumbs
-            else None,
-        )
-        for o in items
-    ]
-    return Page[ObjectOut](items=out, total=total, page=page, page_size=page_size)
 
 
 @router.post("", response_model=ObjectOut, status_code=201, summary="New object (role: registrar)")
@@ -120,8 +104,7 @@ def delete_object(
     summary="Photos of an object (roles: registrar (own), investigator, analyst)",
 )
 def list_photos(object_id: str, user: MayReadObjects, runtime: RuntimeDep) -> list[PhotoOut]:
-    ops.readable_object(runtime, user, object_id)
-    return [ops.photo_out(p) for p in runtime.queries.photos_of(object_id)]
+    return ops.photos_of(runtime, user, object_id)
 
 
 @router.post(

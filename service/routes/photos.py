@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from service import operations as ops
 from service.deps import MayManageObjects, MayReadObjects, RuntimeDep, ServicesDep
+from service.operations import catalogue as ops
 from service.schemas import Deleted, PhotoOut
 
 router = APIRouter(prefix="/api/v1/photos", tags=["photos"])
 
-_IMAGE = {200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "the image"}}
+_IMAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "the image"}
+}
 
 
 def _stream(services: ServicesDep, key: str, content_type: str, etag: str) -> StreamingResponse:
@@ -37,8 +40,7 @@ def _stream(services: ServicesDep, key: str, content_type: str, etag: str) -> St
     summary="Photo metadata (roles: registrar (own), investigator, analyst)",
 )
 def get_photo(photo_id: int, user: MayReadObjects, runtime: RuntimeDep) -> PhotoOut:
-    photo = runtime.queries.photo(photo_id)
-    ops.readable_object(runtime, user, photo.object_id)
+    photo = ops.readable_photo(runtime, user, photo_id)
     return ops.photo_out(photo)
 
 
@@ -51,8 +53,7 @@ def get_photo(photo_id: int, user: MayReadObjects, runtime: RuntimeDep) -> Photo
 def photo_image(
     photo_id: int, user: MayReadObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> StreamingResponse:
-    photo = runtime.queries.photo(photo_id)
-    ops.readable_object(runtime, user, photo.object_id)
+    photo = ops.readable_photo(runtime, user, photo_id)
     return _stream(services, photo.blob_key, f"image/{photo.format.lower()}", photo.sha256)
 
 
@@ -65,8 +66,7 @@ def photo_image(
 def photo_thumbnail(
     photo_id: int, user: MayReadObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> StreamingResponse:
-    photo = runtime.queries.photo(photo_id)
-    ops.readable_object(runtime, user, photo.object_id)
+    photo = ops.readable_photo(runtime, user, photo_id)
     return _stream(services, photo.thumbnail_key, "image/jpeg", photo.sha256 + "-t")
 
 

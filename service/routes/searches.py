@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from kernel.enums import ObjectStatus
-from service import operations as ops
 from service.deps import MayAudit, MaySearch, RuntimeDep, ServicesDep
+from service.operations import searches as ops
 from service.schemas import Page, SearchLogOut, SearchResponse
 from service.uploads import read_upload
 
@@ -66,8 +66,4 @@ def search_log(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[SearchLogOut]:
-    rows, total = runtime.accounts.search_log(
-        offset=(page - 1) * page_size, limit=page_size, username=username
-    )
-    items = [SearchLogOut(**r.__dict__) for r in rows]
-    return Page[SearchLogOut](items=items, total=total, page=page, page_size=page_size)
+    return ops.search_log(runtime, username=username, page=page, page_size=page_size)

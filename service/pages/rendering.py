@@ -1,4 +1,4 @@
-"""Rendering helpers of the server-side pages (Jinja2 templates in `service/templates`)."""
+"""Rendering the server-side pages (Jinja2 templates in `service/templates`)."""
 
 from __future__ import annotations
 
