@@ -8,6 +8,7 @@ catalogue is reproducible. `demo_query_photos` writes photos to search with.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from engine.services import build_services
 from ingest.photos import PhotoItem, ingest_photos
-from kernel.enums import ObjectStatus
+from kernel.enums import ObjectStatus, Role
 from kernel.schemas import ObjectCreate, StatusChange
 from kernel.settings import Settings
 
@@ -85,7 +86,7 @@ def seed(settings: Settings, *, n_objects: int = 12) -> int:
                 PhotoItem(
                     record=record,
                     source=f"demo-{i + 1:03d}.jpg",
-                    load=lambda d=data: d,
+                    load=_loader(data),
                     view="front",
                 )
             )
@@ -99,6 +100,10 @@ def seed(settings: Settings, *, n_objects: int = 12) -> int:
         return n_objects
     finally:
         services.close()
+
+
+def _loader(data: bytes) -> Callable[[], bytes]:
+    return lambda: data
 
 
 def demo_query_photos(folder: Path) -> list[Path]:
@@ -124,12 +129,12 @@ def demo_query_photos(folder: Path) -> list[Path]:
 
 
 #: Demo accounts: user name -> (role, institution).
-DEMO_ACCOUNTS = {
-    "demo-admin": ("admin", None),
-    "demo-registrar": ("registrar", "Demo Museum"),
-    "demo-investigator": ("investigator", None),
-    "demo-analyst": ("analyst", None),
-    "demo-auditor": ("auditor", None),
+DEMO_ACCOUNTS: dict[str, tuple[Role, str | None]] = {
+    "demo-admin": (Role.ADMIN, None),
+    "demo-registrar": (Role.REGISTRAR, "Demo Museum"),
+    "demo-investigator": (Role.INVESTIGATOR, None),
+    "demo-analyst": (Role.ANALYST, None),
+    "demo-auditor": (Role.AUDITOR, None),
 }
 
 
@@ -138,7 +143,6 @@ def seed_accounts(settings: Settings) -> str | None:
     there are no accounts at all; None otherwise. Never a fixed password."""
     import secrets
 
-    from kernel.enums import Role
     from service.security import hash_password
     from storage.catalogue import create_catalogue
     from storage.catalogue.accounts import Accounts
@@ -151,7 +155,7 @@ def seed_accounts(settings: Settings) -> str | None:
         digest = hash_password(password)
         for username, (role, institution) in DEMO_ACCOUNTS.items():
             accounts.create_account(
-                username=username, password_hash=digest, role=Role(role), institution=institution
+                username=username, password_hash=digest, role=role, institution=institution
             )
         return password
     finally:

@@ -1,11 +1,13 @@
 """Dependencies handed to route handlers: the runtime, the services and the caller's account.
 
-Every route declares who may call it with one of the role aliases at the bottom
-(``user: Investigator``); an anonymous caller gets 401, a wrong role 403.
+Every route declares the action it performs with one of the aliases at the bottom
+(``user: MaySearch``); `service.policy` decides which roles may take it. An anonymous caller
+gets 401, a role the policy does not allow 403.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -14,21 +16,24 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from engine.services import Services
 from kernel.enums import Role, TokenKind
+from service import policy
 from service.errors import Forbidden, Unauthenticated
+from service.policy import Action
 from service.runtime import Runtime
-from service.security import csrf_matches, token_sha256
+from service.security import csrf_for, csrf_matches, token_sha256
 from storage.catalogue.accounts import AccountRecord
 
 __all__ = [
     "SESSION_COOKIE",
-    "Admin",
-    "Analyst",
     "Anyone",
-    "Auditor",
-    "CatalogueReader",
-    "Investigator",
+    "MayAdminister",
+    "MayAudit",
+    "MayListInstitutions",
+    "MayManageObjects",
+    "MayReadObjects",
+    "MayRunJobs",
+    "MaySearch",
     "Principal",
-    "Registrar",
     "RuntimeDep",
     "ServicesDep",
     "require",
@@ -66,17 +71,19 @@ class Principal:
 
     @property
     def csrf(self) -> str | None:
-        from service.security import csrf_for
-
         return csrf_for(self.session) if self.session else None
 
-    def may_manage(self, institution: str) -> bool:
-        return self.role is Role.REGISTRAR and self.account.institution == institution
+    def may(self, action: Action) -> bool:
+        return policy.may(self.role, action)
 
-    def may_read(self, institution: str) -> bool:
-        if self.role is Role.REGISTRAR:
-            return self.account.institution == institution
-        return self.role in (Role.INVESTIGATOR, Role.ANALYST)
+    def may_on(self, action: Action, institution: str) -> bool:
+        """Whether the caller may take ``action`` on an object of ``institution``."""
+        return policy.may_on(self.role, self.account.institution, action, institution)
+
+    @property
+    def institution_scope(self) -> str | None:
+        """The institution the caller is confined to; None: every catalogue."""
+        return policy.institution_scope(self.role, self.account.institution)
 
 
 async def current_principal(
@@ -113,33 +120,26 @@ async def _check_csrf(request: Request, session: str) -> None:
         raise Forbidden("missing or wrong CSRF token: reload the page and try again")
 
 
-def require(*roles: Role):  # type: ignore[no-untyped-def]
-    """A dependency admitting only accounts with one of ``roles`` (any role if none given)."""
+def require(action: Action) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency admitting only accounts whose role `service.policy` allows ``action``."""
 
     async def dependency(
         principal: Annotated[Principal, Depends(current_principal)],
     ) -> Principal:
-        if roles and principal.role not in roles:
-            allowed = ", ".join(r.value for r in roles)
+        if not principal.may(action):
+            allowed = ", ".join(r.value for r in policy.allowed_roles(action))
             raise Forbidden(f"this needs the role {allowed}; you are {principal.role.value}")
         return principal
 
-    dependency.__name__ = "require_" + "_or_".join(r.value for r in roles or Role)
+    dependency.__name__ = f"require_{action.value}"
     return dependency
 
 
-Anyone = Annotated[Principal, Depends(require())]
-Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
-Registrar = Annotated[Principal, Depends(require(Role.REGISTRAR))]
-Investigator = Annotated[Principal, Depends(require(Role.INVESTIGATOR))]
-Analyst = Annotated[Principal, Depends(require(Role.ANALYST))]
-Auditor = Annotated[Principal, Depends(require(Role.AUDITOR))]
-#: Who may browse objects and their photos (registrars: their own institution's only).
-CatalogueReader = Annotated[
-    Principal, Depends(require(Role.REGISTRAR, Role.INVESTIGATOR, Role.ANALYST))
-]
-#: Who may list institutions (everyone but the auditor).
-InstitutionReader = Annotated[
-    Principal,
-    Depends(require(Role.REGISTRAR, Role.INVESTIGATOR, Role.ANALYST, Role.ADMIN)),
-]
+Anyone = Annotated[Principal, Depends(require(Action.OWN_ACCOUNT))]
+MayReadObjects = Annotated[Principal, Depends(require(Action.READ_OBJECTS))]
+MayManageObjects = Annotated[Principal, Depends(require(Action.MANAGE_OBJECTS))]
+MayListInstitutions = Annotated[Principal, Depends(require(Action.LIST_INSTITUTIONS))]
+MaySearch = Annotated[Principal, Depends(require(Action.SEARCH))]
+MayRunJobs = Annotated[Principal, Depends(require(Action.RUN_JOBS))]
+MayAudit = Annotated[Principal, Depends(require(Action.AUDIT))]
+MayAdminister = Annotated[Principal, Depends(require(Action.ADMIN))]

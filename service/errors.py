@@ -98,7 +98,7 @@ async def _artmatch_error(request: Request, exc: Exception) -> Response:
                 str(request.url.path) + ("?" + request.url.query if request.url.query else "")
             )
             return RedirectResponse(f"/login?next={target}", status_code=303)
-        from service.pages import render_error
+        from service.pages.rendering import render_error
 
         return render_error(request, status, str(exc))
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -114,7 +114,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
     detail = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
     if _wants_html(request):
-        from service.pages import render_error
+        from service.pages.rendering import render_error
 
         return render_error(request, 422, "; ".join(parts))
     return JSONResponse(
@@ -125,7 +125,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if _wants_html(request):
-        from service.pages import render_error
+        from service.pages.rendering import render_error
 
         return render_error(request, exc.status_code, str(exc.detail))
     return JSONResponse(

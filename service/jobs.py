@@ -2,8 +2,10 @@
 
 A job's state lives in the database (`storage.catalogue.accounts.BatchJob`), so it outlives
 the browser that started it. If the service stops mid-job the job is marked failed (at
-shutdown, and again at the next start for a process that died), never silently lost; the
-listings it already checked are committed and a re-submitted job skips them.
+shutdown, and again by `JobRunner.recover` at the next start for a process that died), never
+silently lost; the listings it already checked are committed and a re-submitted job skips them.
+Building a runner touches nothing: whoever starts it (the app's lifespan, the worker) calls
+``recover()`` first.
 """
 
 from __future__ import annotations
@@ -50,9 +52,14 @@ class JobRunner:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artmatch-job")
         self._stop = threading.Event()
         self._stale = stale
-        failed = accounts.fail_unfinished_jobs(STOPPED_MESSAGE, statuses=stale)
+
+    def recover(self) -> int:
+        """Mark failed the jobs a previous process left unfinished (call once, at start,
+        before submitting); returns how many."""
+        failed = self._accounts.fail_unfinished_jobs(STOPPED_MESSAGE, statuses=self._stale)
         if failed:
             log.warning("%d job(s) of a previous run were marked failed", failed)
+        return failed
 
     def submit(self, job_id: str, manifest: Path, *, recheck: bool) -> None:
         self._pool.submit(self._run, job_id, manifest, recheck)

@@ -18,8 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from kernel.settings import Settings, WebSettings, get_settings
 from service.errors import install_error_handlers
 from service.jobs import JobRunner
-from service.routes import accounts, health, institutions, jobs, objects, pages, photos, searches
+from service.pages import admin as admin_pages
+from service.pages import auth as auth_pages
+from service.pages import catalogue as catalogue_pages
+from service.pages import jobs as job_pages
+from service.pages import search as search_pages
+from service.routes import accounts, health, institutions, jobs, objects, photos, searches
 from service.runtime import open_runtime
+from service.security import prepare_password_checks
 from service.uploads import BodyLimitMiddleware
 
 if TYPE_CHECKING:
@@ -43,13 +49,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = await run_in_threadpool(open_runtime, settings or get_settings(), web)
+        await run_in_threadpool(prepare_password_checks)
         if web.job_workers > 0:
-            runtime.jobs = JobRunner(
+            jobs = JobRunner(
                 accounts=runtime.accounts,
                 services=runtime.require_services,
                 reports_dir=runtime.reports_dir,
                 workers=web.job_workers,
             )
+            await run_in_threadpool(jobs.recover)
+            runtime.jobs = jobs
         app.state.runtime = runtime
 
         async def load() -> None:
@@ -78,6 +87,8 @@ def create_app(
     install_error_handlers(app)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (health, accounts, institutions, objects, photos, searches, jobs, pages):
-        app.include_router(module.router)
+    for api in (health, accounts, institutions, objects, photos, searches, jobs):
+        app.include_router(api.router)
+    for pages in (auth_pages, catalogue_pages, search_pages, job_pages, admin_pages):
+        app.include_router(pages.router)
     return app

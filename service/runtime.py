@@ -23,6 +23,7 @@ from kernel.settings import Settings, WebSettings
 from storage.catalogue import Catalogue, create_catalogue
 from storage.catalogue.accounts import Accounts
 from storage.catalogue.browse import CatalogueQueries
+from storage.index.base import IndexMeta
 
 if TYPE_CHECKING:
     from models.embedders import Embedder
@@ -44,8 +45,12 @@ class LockedIndex:
             return int(self._inner.size)
 
     @property
-    def meta(self) -> Any:
-        return self._inner.meta
+    def meta(self) -> IndexMeta:
+        return self._inner.meta  # type: ignore[no-any-return]
+
+    @meta.setter
+    def meta(self, value: IndexMeta) -> None:
+        self._inner.meta = value
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         with self._lock:

@@ -5,6 +5,7 @@ Tokens are random; only their SHA-256 is stored, so a database leak gives no usa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -17,13 +18,25 @@ __all__ = [
     "csrf_matches",
     "hash_password",
     "new_token",
+    "prepare_password_checks",
     "token_sha256",
     "verify_password",
 ]
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so timing does not reveal which names exist.
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so timing does not reveal which names
+    exist. Hashed once, on first use (argon2 is slow on purpose: not at import)."""
+    return _hasher.hash("not a password of anyone")
+
+
+def prepare_password_checks() -> None:
+    """Compute the dummy hash now (the app's start-up calls this off the event loop), so that
+    even the first login with an unknown name takes as long as one with a known name."""
+    _dummy_hash()
 
 
 def hash_password(password: str) -> str:
@@ -32,7 +45,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
+        return _hasher.verify(password_hash or _dummy_hash(), password) and bool(password_hash)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,7 +18,11 @@ _GENERIC_TYPES = {"application/octet-stream", "", None}
 
 
 async def read_upload(
-    upload: UploadFile, *, limit: int, kind: str = "image", allowed: tuple[str, ...] = ()
+    upload: UploadFile,
+    *,
+    limit: int,
+    kind: Literal["image", "manifest"] = "image",
+    allowed: tuple[str, ...] = (),
 ) -> bytes:
     """The file's bytes, or 415 for a type that is not ``kind``, 413 past ``limit`` bytes."""
     ctype = (upload.content_type or "").split(";")[0].strip().lower()

@@ -45,6 +45,7 @@ def run_worker(
         workers=1,
         stale=(JobStatus.RUNNING,),
     )
+    runner.recover()
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

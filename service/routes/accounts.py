@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from fastapi import APIRouter
 
-from kernel.enums import Role
-from kernel.errors import InvalidInput
-from service.deps import Admin, Anyone, RuntimeDep
+from service.deps import Anyone, MayAdminister, RuntimeDep
+from service.operations import accounts as ops
 from service.schemas import (
     AccountCreate,
     AccountPublic,
@@ -19,99 +16,52 @@ from service.schemas import (
     TokenPublic,
     Whoami,
 )
-from service.security import hash_password, new_token
-from storage.catalogue.accounts import AccountRecord
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 
-def _public(a: AccountRecord) -> AccountPublic:
-    return AccountPublic(
-        id=a.id,
-        username=a.username,
-        role=a.role,
-        institution=a.institution,
-        active=a.active,
-        created_at=a.created_at,
-    )
-
-
 @router.get("/me", response_model=Whoami, summary="Who am I (role: any)")
 def me(user: Anyone) -> Whoami:
-    return Whoami(**_public(user.account).model_dump())
+    return ops.whoami(user)
 
 
 @router.get("/me/tokens", response_model=list[TokenPublic], summary="My API tokens (role: any)")
 def my_tokens(user: Anyone, runtime: RuntimeDep) -> list[TokenPublic]:
-    return [
-        TokenPublic(id=i, name=n, created_at=c, expires_at=e)
-        for i, n, c, e in runtime.accounts.tokens_of(user.account.id)
-    ]
+    return ops.tokens_of(runtime, user)
 
 
 @router.post(
     "/me/tokens", response_model=TokenCreated, status_code=201, summary="New API token (role: any)"
 )
 def create_my_token(body: TokenCreate, user: Anyone, runtime: RuntimeDep) -> TokenCreated:
-    return issue_token(runtime, user.account.id, body)
+    return ops.issue_own_token(runtime, user, body)
 
 
 @router.delete("/me/tokens/{token_id}", response_model=Deleted, summary="Revoke (role: any)")
 def revoke_my_token(token_id: int, user: Anyone, runtime: RuntimeDep) -> Deleted:
-    runtime.accounts.delete_token(token_id=token_id, account_id=user.account.id)
+    ops.revoke_own_token(runtime, user, token_id)
     return Deleted(deleted=f"token {token_id}")
 
 
-def issue_token(runtime: RuntimeDep, account_id: int, body: TokenCreate) -> TokenCreated:
-    token, digest = new_token()
-    now = dt.datetime.now(dt.UTC)
-    expires = now + dt.timedelta(days=body.expires_days) if body.expires_days else None
-    token_id = runtime.accounts.add_token(
-        account_id=account_id, name=body.name, token_sha256=digest, expires_at=expires
-    )
-    return TokenCreated(
-        id=token_id, name=body.name, created_at=now, expires_at=expires, token=token
-    )
-
-
 @router.get("/accounts", response_model=list[AccountPublic], summary="Accounts (role: admin)")
-def list_accounts(user: Admin, runtime: RuntimeDep) -> list[AccountPublic]:
-    return [_public(a) for a in runtime.accounts.list_accounts()]
+def list_accounts(user: MayAdminister, runtime: RuntimeDep) -> list[AccountPublic]:
+    return ops.list_accounts(runtime)
 
 
 @router.post(
     "/accounts", response_model=AccountPublic, status_code=201, summary="New account (role: admin)"
 )
-def create_account(body: AccountCreate, user: Admin, runtime: RuntimeDep) -> AccountPublic:
-    if body.role is Role.REGISTRAR and not body.institution:
-        raise InvalidInput("a registrar needs an institution")
-    account = runtime.accounts.create_account(
-        username=body.username,
-        password_hash=hash_password(body.password),
-        role=body.role,
-        institution=body.institution if body.role is Role.REGISTRAR else None,
-    )
-    return _public(account)
+def create_account(body: AccountCreate, user: MayAdminister, runtime: RuntimeDep) -> AccountPublic:
+    return ops.create_account(runtime, body)
 
 
 @router.patch(
     "/accounts/{account_id}", response_model=AccountPublic, summary="Change (role: admin)"
 )
 def update_account(
-    account_id: int, body: AccountUpdate, user: Admin, runtime: RuntimeDep
+    account_id: int, body: AccountUpdate, user: MayAdminister, runtime: RuntimeDep
 ) -> AccountPublic:
-    if account_id == user.account.id and (
-        body.active is False or body.role not in (None, Role.ADMIN)
-    ):
-        raise InvalidInput("an admin cannot lock themselves out; ask another admin")
-    account = runtime.accounts.update_account(
-        account_id,
-        password_hash=hash_password(body.password) if body.password else None,
-        active=body.active,
-        role=body.role,
-        institution=body.institution,
-    )
-    return _public(account)
+    return ops.update_account(runtime, user, account_id, body)
 
 
 @router.post(
@@ -121,7 +71,6 @@ def update_account(
     summary="API token for an account, e.g. a script's (role: admin)",
 )
 def create_token_for(
-    account_id: int, body: TokenCreate, user: Admin, runtime: RuntimeDep
+    account_id: int, body: TokenCreate, user: MayAdminister, runtime: RuntimeDep
 ) -> TokenCreated:
-    runtime.accounts.get(account_id)
-    return issue_token(runtime, account_id, body)
+    return ops.issue_token(runtime, account_id, body)

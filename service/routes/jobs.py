@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from kernel.errors import NotFound
-from service import operations as ops
-from service.deps import Analyst, RuntimeDep
+from service.deps import MayRunJobs, RuntimeDep
+from service.operations import jobs as ops
 from service.schemas import JobPublic
 from service.uploads import read_upload
 
@@ -34,7 +32,7 @@ _MANIFEST_TYPES = (
     summary="Check auction listings against lost objects, in the background (role: analyst)",
 )
 async def create_job(
-    user: Analyst,
+    user: MayRunJobs,
     runtime: RuntimeDep,
     manifest: Annotated[
         UploadFile | None, File(description="Manifest CSV/JSONL: listing_id, image, ...")
@@ -70,21 +68,13 @@ async def create_job(
 
 
 @router.get("", response_model=list[JobPublic], summary="Recent jobs (role: analyst)")
-def list_jobs(user: Analyst, runtime: RuntimeDep) -> list[JobPublic]:
-    return [ops.job_public(j) for j in runtime.accounts.list_jobs()]
+def list_jobs(user: MayRunJobs, runtime: RuntimeDep) -> list[JobPublic]:
+    return ops.list_jobs(runtime)
 
 
 @router.get("/{job_id}", response_model=JobPublic, summary="Progress of a job (role: analyst)")
-def get_job(job_id: str, user: Analyst, runtime: RuntimeDep) -> JobPublic:
-    return ops.job_public(runtime.accounts.get_job(job_id))
-
-
-def _report(runtime: RuntimeDep, job_id: str, kind: str) -> Path:
-    job = runtime.accounts.get_job(job_id)
-    path = job.report_csv if kind == "csv" else job.report_json
-    if not path or not Path(path).is_file():
-        raise NotFound(f"job {job_id} has no report (yet): it is {job.status.value}")
-    return Path(path)
+def get_job(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> JobPublic:
+    return ops.get_job(runtime, job_id)
 
 
 @router.get(
@@ -93,8 +83,8 @@ def _report(runtime: RuntimeDep, job_id: str, kind: str) -> Path:
     responses={200: {"content": {"text/csv": {}}}},
     summary="Hit report, CSV (role: analyst)",
 )
-def report_csv(job_id: str, user: Analyst, runtime: RuntimeDep) -> FileResponse:
-    path = _report(runtime, job_id, "csv")
+def report_csv(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> FileResponse:
+    path = ops.report_path(runtime, job_id, "csv")
     return FileResponse(path, media_type="text/csv", filename=f"hits-{job_id}.csv")
 
 
@@ -104,6 +94,6 @@ def report_csv(job_id: str, user: Analyst, runtime: RuntimeDep) -> FileResponse:
     responses={200: {"content": {"application/json": {}}}},
     summary="Hit report with errors and settings, JSON (role: analyst)",
 )
-def report_json(job_id: str, user: Analyst, runtime: RuntimeDep) -> FileResponse:
-    path = _report(runtime, job_id, "json")
+def report_json(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> FileResponse:
+    path = ops.report_path(runtime, job_id, "json")
     return FileResponse(path, media_type="application/json", filename=f"hits-{job_id}.json")

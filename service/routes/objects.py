@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 
-from kernel.enums import ObjectStatus, Role
+from kernel.enums import ObjectStatus
 from kernel.errors import InvalidInput
 from kernel.schemas import ObjectUpdate, StatusChange
-from service import operations as ops
-from service.deps import CatalogueReader, Registrar, RuntimeDep, ServicesDep
-from service.errors import Forbidden
+from service.deps import MayManageObjects, MayReadObjects, RuntimeDep, ServicesDep
+from service.operations import catalogue as ops
 from service.schemas import (
     Deleted,
     ObjectDetail,
@@ -38,7 +37,7 @@ _Text = Annotated[
     summary="List and filter objects (roles: registrar (own institution), investigator, analyst)",
 )
 def list_objects(
-    user: CatalogueReader,
+    user: MayReadObjects,
     runtime: RuntimeDep,
     status: Annotated[list[ObjectStatus] | None, Query()] = None,
     institution: Annotated[list[str] | None, Query()] = None,
@@ -47,35 +46,20 @@ def list_objects(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 24,
 ) -> Page[ObjectOut]:
-    if user.role is Role.REGISTRAR:
-        own = user.account.institution or ""
-        if institution and set(institution) != {own}:
-            raise Forbidden("registrars browse their own institution's catalogue only")
-        institution = [own]
-    items, total = runtime.queries.list_objects(
-        offset=(page - 1) * page_size,
-        limit=page_size,
+    return ops.list_objects(
+        runtime,
+        user,
         statuses=status,
         institutions=institution,
         object_type=object_type,
         text=q,
+        page=page,
+        page_size=page_size,
     )
-    thumbs = runtime.queries.first_photos([o.object_id for o in items])
-    out = [
-        ObjectOut(
-            **o.model_dump(),
-            url=ops.object_url(o.object_id),
-            thumbnail_url=f"{ops.API}/photos/{thumbs[o.object_id]}/thumbnail"
-            if o.object_id in thumbs
-            else None,
-        )
-        for o in items
-    ]
-    return Page[ObjectOut](items=out, total=total, page=page, page_size=page_size)
 
 
 @router.post("", response_model=ObjectOut, status_code=201, summary="New object (role: registrar)")
-def create_object(body: ObjectIn, user: Registrar, runtime: RuntimeDep) -> ObjectOut:
+def create_object(body: ObjectIn, user: MayManageObjects, runtime: RuntimeDep) -> ObjectOut:
     return ops.create_object(runtime, user, body)
 
 
@@ -84,13 +68,13 @@ def create_object(body: ObjectIn, user: Registrar, runtime: RuntimeDep) -> Objec
     response_model=ObjectDetail,
     summary="Record, photos, history (roles: registrar (own), investigator, analyst)",
 )
-def get_object(object_id: str, user: CatalogueReader, runtime: RuntimeDep) -> ObjectDetail:
+def get_object(object_id: str, user: MayReadObjects, runtime: RuntimeDep) -> ObjectDetail:
     return ops.object_detail(runtime, user, object_id)
 
 
 @router.patch("/{object_id}", response_model=ObjectOut, summary="Edit fields (role: registrar)")
 def update_object(
-    object_id: str, body: ObjectUpdate, user: Registrar, runtime: RuntimeDep
+    object_id: str, body: ObjectUpdate, user: MayManageObjects, runtime: RuntimeDep
 ) -> ObjectOut:
     return ops.update_object(runtime, user, object_id, body)
 
@@ -101,14 +85,14 @@ def update_object(
     summary="Report stolen / missing / recovered, with loss details (role: registrar)",
 )
 def change_status(
-    object_id: str, body: StatusChange, user: Registrar, runtime: RuntimeDep
+    object_id: str, body: StatusChange, user: MayManageObjects, runtime: RuntimeDep
 ) -> ObjectOut:
     return ops.change_status(runtime, user, object_id, body)
 
 
 @router.delete("/{object_id}", response_model=Deleted, summary="Delete (role: registrar)")
 def delete_object(
-    object_id: str, user: Registrar, runtime: RuntimeDep, services: ServicesDep
+    object_id: str, user: MayManageObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> Deleted:
     ops.delete_object(runtime, services, user, object_id)
     return Deleted(deleted=f"object {object_id}")
@@ -119,9 +103,8 @@ def delete_object(
     response_model=list[PhotoOut],
     summary="Photos of an object (roles: registrar (own), investigator, analyst)",
 )
-def list_photos(object_id: str, user: CatalogueReader, runtime: RuntimeDep) -> list[PhotoOut]:
-    ops.readable_object(runtime, user, object_id)
-    return [ops.photo_out(p) for p in runtime.queries.photos_of(object_id)]
+def list_photos(object_id: str, user: MayReadObjects, runtime: RuntimeDep) -> list[PhotoOut]:
+    return ops.photos_of(runtime, user, object_id)
 
 
 @router.post(
@@ -133,7 +116,7 @@ def list_photos(object_id: str, user: CatalogueReader, runtime: RuntimeDep) -> l
 async def upload_photos(
     object_id: str,
     files: Annotated[list[UploadFile], File(description="One or more image files")],
-    user: Registrar,
+    user: MayManageObjects,
     runtime: RuntimeDep,
     services: ServicesDep,
     view: Annotated[str | None, Form(max_length=100)] = None,

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from service import operations as ops
-from service.deps import CatalogueReader, Registrar, RuntimeDep, ServicesDep
+from service.deps import MayManageObjects, MayReadObjects, RuntimeDep, ServicesDep
+from service.operations import catalogue as ops
 from service.schemas import Deleted, PhotoOut
 
 router = APIRouter(prefix="/api/v1/photos", tags=["photos"])
 
-_IMAGE = {200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "the image"}}
+_IMAGE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "the image"}
+}
 
 
 def _stream(services: ServicesDep, key: str, content_type: str, etag: str) -> StreamingResponse:
@@ -36,9 +39,8 @@ def _stream(services: ServicesDep, key: str, content_type: str, etag: str) -> St
     response_model=PhotoOut,
     summary="Photo metadata (roles: registrar (own), investigator, analyst)",
 )
-def get_photo(photo_id: int, user: CatalogueReader, runtime: RuntimeDep) -> PhotoOut:
-    photo = runtime.queries.photo(photo_id)
-    ops.readable_object(runtime, user, photo.object_id)
+def get_photo(photo_id: int, user: MayReadObjects, runtime: RuntimeDep) -> PhotoOut:
+    photo = ops.readable_photo(runtime, user, photo_id)
     return ops.photo_out(photo)
 
 
@@ -49,10 +51,9 @@ def get_photo(photo_id: int, user: CatalogueReader, runtime: RuntimeDep) -> Phot
     summary="The full image (roles: registrar (own), investigator, analyst)",
 )
 def photo_image(
-    photo_id: int, user: CatalogueReader, runtime: RuntimeDep, services: ServicesDep
+    photo_id: int, user: MayReadObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> StreamingResponse:
-    photo = runtime.queries.photo(photo_id)
-    ops.readable_object(runtime, user, photo.object_id)
+    photo = ops.readable_photo(runtime, user, photo_id)
     return _stream(services, photo.blob_key, f"image/{photo.format.lower()}", photo.sha256)
 
 
@@ -63,16 +64,15 @@ def photo_image(
     summary="A JPEG thumbnail (roles: registrar (own), investigator, analyst)",
 )
 def photo_thumbnail(
-    photo_id: int, user: CatalogueReader, runtime: RuntimeDep, services: ServicesDep
+    photo_id: int, user: MayReadObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> StreamingResponse:
-    photo = runtime.queries.photo(photo_id)
-    ops.readable_object(runtime, user, photo.object_id)
+    photo = ops.readable_photo(runtime, user, photo_id)
     return _stream(services, photo.thumbnail_key, "image/jpeg", photo.sha256 + "-t")
 
 
 @router.delete("/{photo_id}", response_model=Deleted, summary="Delete a photo (role: registrar)")
 def delete_photo(
-    photo_id: int, user: Registrar, runtime: RuntimeDep, services: ServicesDep
+    photo_id: int, user: MayManageObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> Deleted:
     ops.delete_photo(runtime, services, user, photo_id)
     return Deleted(deleted=f"photo {photo_id}")

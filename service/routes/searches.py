@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from kernel.enums import ObjectStatus
-from service import operations as ops
-from service.deps import Auditor, Investigator, RuntimeDep, ServicesDep
+from service.deps import MayAudit, MaySearch, RuntimeDep, ServicesDep
+from service.operations import searches as ops
 from service.schemas import Page, SearchLogOut, SearchResponse
 from service.uploads import read_upload
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
 )
 async def create_search(
     file: Annotated[UploadFile, File(description="The photo to search with")],
-    user: Investigator,
+    user: MaySearch,
     runtime: RuntimeDep,
     services: ServicesDep,
     case_reference: Annotated[str | None, Form(max_length=500)] = None,
@@ -52,7 +52,7 @@ async def create_search(
     "(role: investigator)",
 )
 async def search_evidence(
-    search_id: int, photo_id: int, user: Investigator, runtime: RuntimeDep, services: ServicesDep
+    search_id: int, photo_id: int, user: MaySearch, runtime: RuntimeDep, services: ServicesDep
 ) -> Response:
     png = await ops.search_evidence(runtime, services, search_id=search_id, photo_id=photo_id)
     return Response(content=png, media_type="image/png")
@@ -60,14 +60,10 @@ async def search_evidence(
 
 @router.get("", response_model=Page[SearchLogOut], summary="The search log (role: auditor)")
 def search_log(
-    user: Auditor,
+    user: MayAudit,
     runtime: RuntimeDep,
     username: Annotated[str | None, Query(max_length=100)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[SearchLogOut]:
-    rows, total = runtime.accounts.search_log(
-        offset=(page - 1) * page_size, limit=page_size, username=username
-    )
-    items = [SearchLogOut(**r.__dict__) for r in rows]
-    return Page[SearchLogOut](items=items, total=total, page=page, page_size=page_size)
+    return ops.search_log(runtime, username=username, page=page, page_size=page_size)

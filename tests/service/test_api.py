@@ -250,6 +250,10 @@ def test_unfinished_jobs_are_marked_failed_on_start(api: Api, settings) -> None:
         services=runtime.require_services,
         reports_dir=runtime.reports_dir,
     )
+    assert api.as_(AN, "GET", "/api/v1/jobs/j1").json()["status"] == "queued"  # built: no writes
+    assert runner.recover() == 1
+    job = api.as_(AN, "GET", "/api/v1/jobs/j1").json()
+    assert job["status"] == "failed" and job["message"] == STOPPED_MESSAGE
     runner.shutdown()
     job = api.as_(AN, "GET", "/api/v1/jobs/j1").json()
     assert job["status"] == "failed" and job["message"] == STOPPED_MESSAGE

@@ -1,0 +1,155 @@
+"""Accounts (admins), the caller's own API tokens (anyone), and browser sessions (login)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from kernel.enums import TokenKind
+from kernel.errors import InvalidInput
+from service import policy
+from service.deps import Principal
+from service.policy import Action
+from service.runtime import Runtime
+from service.schemas import (
+    AccountCreate,
+    AccountPublic,
+    AccountUpdate,
+    TokenCreate,
+    TokenCreated,
+    TokenPublic,
+    Whoami,
+)
+from service.security import hash_password, new_token, token_sha256, verify_password
+from storage.catalogue.accounts import AccountRecord
+
+__all__ = [
+    "account_public",
+    "create_account",
+    "issue_own_token",
+    "issue_token",
+    "list_accounts",
+    "log_in",
+    "log_out",
+    "revoke_own_token",
+    "session_account",
+    "tokens_of",
+    "update_account",
+    "whoami",
+]
+
+
+def account_public(a: AccountRecord) -> AccountPublic:
+    return AccountPublic(
+        id=a.id,
+        username=a.username,
+        role=a.role,
+        institution=a.institution,
+        active=a.active,
+        created_at=a.created_at,
+    )
+
+
+def whoami(principal: Principal) -> Whoami:
+    return Whoami(**account_public(principal.account).model_dump())
+
+
+def tokens_of(rt: Runtime, principal: Principal) -> list[TokenPublic]:
+    return [
+        TokenPublic(id=i, name=n, created_at=c, expires_at=e)
+        for i, n, c, e in rt.accounts.tokens_of(principal.account.id)
+    ]
+
+
+def revoke_own_token(rt: Runtime, principal: Principal, token_id: int) -> None:
+    rt.accounts.delete_token(token_id=token_id, account_id=principal.account.id)
+
+
+def issue_own_token(rt: Runtime, principal: Principal, body: TokenCreate) -> TokenCreated:
+    return _issue_token(rt, principal.account.id, body)
+
+
+def issue_token(rt: Runtime, account_id: int, body: TokenCreate) -> TokenCreated:
+    """A new API token for an account (404 for an unknown one), e.g. a script's."""
+    rt.accounts.get(account_id)
+    return _issue_token(rt, account_id, body)
+
+
+def _issue_token(rt: Runtime, account_id: int, body: TokenCreate) -> TokenCreated:
+    """The token is shown in this answer only; the database keeps its SHA-256."""
+    token, digest = new_token()
+    now = dt.datetime.now(dt.UTC)
+    expires = now + dt.timedelta(days=body.expires_days) if body.expires_days else None
+    token_id = rt.accounts.add_token(
+        account_id=account_id, name=body.name, token_sha256=digest, expires_at=expires
+    )
+    return TokenCreated(
+        id=token_id, name=body.name, created_at=now, expires_at=expires, token=token
+    )
+
+
+def list_accounts(rt: Runtime) -> list[AccountPublic]:
+    return [account_public(a) for a in rt.accounts.list_accounts()]
+
+
+def create_account(rt: Runtime, body: AccountCreate) -> AccountPublic:
+    bound = policy.needs_institution(body.role)
+    if bound and not body.institution:
+        raise InvalidInput(f"a {body.role.value} needs an institution")
+    account = rt.accounts.create_account(
+        username=body.username,
+        password_hash=hash_password(body.password),
+        role=body.role,
+        institution=body.institution if bound else None,
+    )
+    return account_public(account)
+
+
+def update_account(
+    rt: Runtime, principal: Principal, account_id: int, body: AccountUpdate
+) -> AccountPublic:
+    if account_id == principal.account.id and (
+        body.active is False or (body.role is not None and not policy.may(body.role, Action.ADMIN))
+    ):
+        raise InvalidInput("an admin cannot lock themselves out; ask another admin")
+    account = rt.accounts.update_account(
+        account_id,
+        password_hash=hash_password(body.password) if body.password else None,
+        active=body.active,
+        role=body.role,
+        institution=body.institution,
+    )
+    return account_public(account)
+
+
+# -- browser sessions ----------------------------------------------------------------------
+
+
+def session_account(rt: Runtime, session: str | None) -> AccountRecord | None:
+    """The account a session cookie belongs to (None: no cookie, or an unknown/expired one)."""
+    if not session:
+        return None
+    return rt.accounts.account_for_token(token_sha256(session), kind=TokenKind.SESSION)
+
+
+def log_in(rt: Runtime, username: str, password: str) -> tuple[AccountRecord, str] | None:
+    """(account, new session token) for a right password of an active account, else None.
+
+    An unknown name costs a password check too, so timing does not tell which names exist."""
+    account = rt.accounts.by_username(username.strip())
+    ok = verify_password(account.password_hash if account else None, password)
+    if account is None or not ok or not account.active:
+        return None
+    token, digest = new_token("ses")
+    rt.accounts.add_token(
+        account_id=account.id,
+        name="browser login",
+        kind=TokenKind.SESSION,
+        token_sha256=digest,
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=rt.web.session_hours),
+    )
+    return account, token
+
+
+def log_out(rt: Runtime, principal: Principal) -> None:
+    if principal.session:
+        rt.accounts.delete_token(token_sha256=token_sha256(principal.session))

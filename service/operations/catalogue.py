@@ -1,0 +1,275 @@
+"""Catalogue objects and their photos: browse (registrars their own institution only,
+investigators and analysts everything), create, edit, report, delete, upload photos."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from engine.services import Services
+from ingest.photos import Outcome, PhotoItem, ingest_photos, sync_index
+from kernel.enums import ObjectStatus
+from kernel.errors import Conflict, InvalidImage, NotFound
+from kernel.schemas import ObjectCreate, ObjectPublic, ObjectUpdate, StatusChange
+from service.deps import Principal
+from service.errors import Forbidden
+from service.operations.links import object_url, photo_image_url, photo_thumbnail_url
+from service.policy import Action
+from service.runtime import Runtime
+from service.schemas import (
+    ObjectDetail,
+    ObjectIn,
+    ObjectOut,
+    Page,
+    PhotoOut,
+    StatusEventOut,
+    UploadOutcome,
+)
+from storage.catalogue.browse import PhotoRecord
+
+__all__ = [
+    "change_status",
+    "create_object",
+    "delete_object",
+    "delete_photo",
+    "institution_names",
+    "list_objects",
+    "object_detail",
+    "object_types",
+    "photo_out",
+    "photos_of",
+    "readable_object",
+    "readable_photo",
+    "update_object",
+    "upload_photos",
+]
+
+
+def photo_out(p: PhotoRecord) -> PhotoOut:
+    return PhotoOut(
+        id=p.id,
+        object_id=p.object_id,
+        sha256=p.sha256,
+        view=p.view,
+        width=p.width,
+        height=p.height,
+        original_name=p.original_name,
+        image_url=photo_image_url(p.id),
+        thumbnail_url=photo_thumbnail_url(p.id),
+        created_at=p.created_at,
+    )
+
+
+def _check_read(principal: Principal, institution: str) -> None:
+    if not principal.may_on(Action.READ_OBJECTS, institution):
+        # Same answer as an unknown id: a registrar learns nothing of other catalogues.
+        raise NotFound("no such object in the catalogues you may read")
+
+
+def _check_manage(principal: Principal, institution: str) -> None:
+    if not principal.may_on(Action.MANAGE_OBJECTS, institution):
+        raise Forbidden(
+            f"only registrars of {institution!r} may change its objects"
+            if principal.may(Action.MANAGE_OBJECTS)
+            else f"the role {principal.role.value} may not change catalogues"
+        )
+
+
+def readable_object(rt: Runtime, principal: Principal, object_id: str) -> str:
+    """The institution of an object the caller may read (404 otherwise)."""
+    institution = rt.queries.object_institution(object_id)
+    _check_read(principal, institution)
+    return institution
+
+
+def readable_photo(rt: Runtime, principal: Principal, photo_id: int) -> PhotoRecord:
+    """A photo of an object the caller may read (404 otherwise)."""
+    photo = rt.queries.photo(photo_id)
+    readable_object(rt, principal, photo.object_id)
+    return photo
+
+
+def photos_of(rt: Runtime, principal: Principal, object_id: str) -> list[PhotoOut]:
+    readable_object(rt, principal, object_id)
+    return [photo_out(p) for p in rt.queries.photos_of(object_id)]
+
+
+def list_objects(
+    rt: Runtime,
+    principal: Principal,
+    *,
+    statuses: Sequence[ObjectStatus] | None,
+    institutions: Sequence[str] | None,
+    object_type: str | None,
+    text: str | None,
+    page: int,
+    page_size: int,
+) -> Page[ObjectOut]:
+    """One page of the objects the caller may read, with their first photo's thumbnail."""
+    own = principal.institution_scope
+    if own is not None:
+        if institutions and set(institutions) != {own}:
+            raise Forbidden("registrars browse their own institution's catalogue only")
+        institutions = [own]
+    items, total = rt.queries.list_objects(
+        offset=(page - 1) * page_size,
+        limit=page_size,
+        statuses=statuses,
+        institutions=institutions,
+        object_type=object_type,
+        text=text,
+    )
+    thumbs = rt.queries.first_photos([o.object_id for o in items])
+    out = [
+        ObjectOut(
+            **o.model_dump(),
+            url=object_url(o.object_id),
+            thumbnail_url=photo_thumbnail_url(thumbs[o.object_id])
+            if o.object_id in thumbs
+            else None,
+        )
+        for o in items
+    ]
+    return Page[ObjectOut](items=out, total=total, page=page, page_size=page_size)
+
+
+def institution_names(rt: Runtime) -> list[str]:
+    return [i.name for i in rt.queries.institutions()]
+
+
+def object_types(rt: Runtime) -> list[str]:
+    return rt.queries.object_types()
+
+
+def object_detail(rt: Runtime, principal: Principal, object_id: str) -> ObjectDetail:
+    readable_object(rt, principal, object_id)
+    obj = rt.catalogue.get_object(object_id)
+    photos = [photo_out(p) for p in rt.queries.photos_of(object_id)]
+    history = [
+        StatusEventOut(status=h.status.value, date=h.date, reference=h.reference, note=h.note)
+        for h in rt.catalogue.status_history(object_id)
+    ]
+    return ObjectDetail(
+        **obj.model_dump(),
+        url=object_url(object_id),
+        thumbnail_url=photos[0].thumbnail_url if photos else None,
+        photos=photos,
+        history=history,
+    )
+
+
+def object_out(obj: ObjectPublic) -> ObjectOut:
+    return ObjectOut(**obj.model_dump(), url=object_url(obj.object_id))
+
+
+def create_object(rt: Runtime, principal: Principal, body: ObjectIn) -> ObjectOut:
+    institution = body.institution or principal.account.institution or ""
+    _check_manage(principal, institution)
+    record = ObjectCreate(**body.model_dump(exclude={"institution"}), institution=institution)
+    with rt.write_lock:
+        catalogue = rt.catalogue
+        try:
+            catalogue.get_object(record.object_id)
+        except NotFound:
+            pass
+        else:
+            raise Conflict(f"object {record.object_id!r} already exists")
+        obj, _ = catalogue.upsert_object(record)
+        if record.status is not ObjectStatus.IN_COLLECTION:
+            obj = catalogue.set_status(record.object_id, StatusChange(status=record.status))
+    return object_out(obj)
+
+
+def update_object(
+    rt: Runtime, principal: Principal, object_id: str, body: ObjectUpdate
+) -> ObjectOut:
+    _check_manage(principal, readable_object(rt, principal, object_id))
+    with rt.write_lock:
+        obj = rt.queries.update_object(object_id, body.model_dump(exclude_unset=True))
+    return object_out(obj)
+
+
+def change_status(
+    rt: Runtime, principal: Principal, object_id: str, change: StatusChange
+) -> ObjectOut:
+    _check_manage(principal, readable_object(rt, principal, object_id))
+    with rt.write_lock:
+        obj = rt.catalogue.set_status(object_id, change)
+    return object_out(obj)
+
+
+def _forget_photos(services: Services, photos: Sequence[PhotoRecord]) -> None:
+    if photos:
+        services.index.remove(np.asarray([p.id for p in photos], dtype=np.int64))
+        sync_index(services)
+        for p in photos:
+            for key in (p.blob_key, p.thumbnail_key):
+                if services.blobs.exists(key):
+                    services.blobs.delete(key)
+
+
+def delete_object(rt: Runtime, services: Services, principal: Principal, object_id: str) -> None:
+    _check_manage(principal, readable_object(rt, principal, object_id))
+    with rt.write_lock:
+        _forget_photos(services, rt.queries.delete_object(object_id))
+
+
+def delete_photo(rt: Runtime, services: Services, principal: Principal, photo_id: int) -> None:
+    photo = rt.queries.photo(photo_id)
+    _check_read(principal, photo.institution)
+    _check_manage(principal, photo.institution)
+    with rt.write_lock:
+        _forget_photos(services, [rt.queries.delete_photo(photo_id)])
+
+
+async def upload_photos(
+    rt: Runtime,
+    services: Services,
+    principal: Principal,
+    object_id: str,
+    files: Sequence[tuple[str, bytes]],
+    view: str | None,
+) -> list[UploadOutcome]:
+    institution = await run_in_threadpool(readable_object, rt, principal, object_id)
+    _check_manage(principal, institution)
+    obj = await run_in_threadpool(rt.catalogue.get_object, object_id)
+    record = ObjectCreate(object_id=obj.object_id, institution=obj.institution, status=obj.status)
+    items = [
+        PhotoItem(record=record, source=name, load=_loader(data), view=view) for name, data in files
+    ]
+
+    def work() -> list[UploadOutcome]:
+        with rt.write_lock:
+            outcomes = ingest_photos(services, items)
+        # Answer in the order the files were sent (ingest reports errors first).
+        slots = [name for name, _ in files]
+        order = []
+        for o in outcomes:
+            i = slots.index(o.source)
+            slots[i] = None  # type: ignore[call-overload]
+            order.append(i)
+        outcomes = [o for _, o in sorted(zip(order, outcomes, strict=True), key=lambda t: t[0])]
+        out = []
+        for o in outcomes:
+            photo = None
+            if o.photo_id is not None:
+                record = rt.queries.photo(o.photo_id)
+                if principal.may_on(Action.READ_OBJECTS, record.institution):
+                    photo = photo_out(record)
+            out.append(
+                UploadOutcome(
+                    filename=o.source, outcome=o.outcome.value, message=o.message, photo=photo
+                )
+            )
+        return out
+
+    outcomes = await run_in_threadpool(work)
+    if all(o.outcome == Outcome.ERROR.value for o in outcomes):
+        raise InvalidImage("; ".join(o.message for o in outcomes) or "no photo in the upload")
+    return outcomes
+
+
+def _loader(data: bytes) -> Callable[[], bytes]:
+    return lambda: data

@@ -1,0 +1,115 @@
+"""Searching the catalogues with a photo (investigators), the evidence picture of a hit, and
+the search log (auditors)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+from starlette.concurrency import run_in_threadpool
+
+from engine import search as matching
+from engine.evidence import photo_evidence_png, query_blob_key
+from engine.services import Services
+from kernel.enums import ObjectStatus
+from models.images import decode_image, make_thumbnail
+from service.deps import Principal
+from service.operations.links import (
+    evidence_url,
+    object_url,
+    photo_image_url,
+    photo_thumbnail_url,
+)
+from service.runtime import Runtime
+from service.schemas import Page, SearchHitOut, SearchLogOut, SearchResponse
+
+__all__ = ["query_preview", "run_search", "search_evidence", "search_log"]
+
+
+async def run_search(
+    rt: Runtime,
+    services: Services,
+    principal: Principal,
+    *,
+    data: bytes,
+    filename: str,
+    case_reference: str | None,
+    statuses: Sequence[ObjectStatus] | None,
+    institutions: Sequence[str] | None,
+    top_k: int,
+) -> SearchResponse:
+    def work() -> SearchResponse:
+        image = decode_image(data, source=filename, max_pixels=rt.settings.max_image_pixels)
+        result = matching.search(
+            services, image, top_k=top_k, statuses=statuses, institutions=institutions
+        )
+        # The query photo is evidence too: kept (content-addressed) for the evidence pictures.
+        key = query_blob_key(image.sha256)
+        if not services.blobs.exists(key):
+            services.blobs.put(key, data, content_type=f"image/{image.format.lower()}")
+        top = result.hits[0] if result.hits else None
+        search_id = rt.accounts.log_search(
+            account=principal.account,
+            case_reference=case_reference,
+            query_sha256=result.query_sha256,
+            filters={"statuses": statuses or None, "institutions": institutions or None},
+            matches=len(result.matches),
+            top_object_id=top.object_id if top else None,
+            top_score=top.score if top else None,
+        )
+        hits = [
+            SearchHitOut(
+                **h.model_dump(),
+                thumbnail_url=photo_thumbnail_url(h.photo_id),
+                image_url=photo_image_url(h.photo_id),
+                object_url=object_url(h.object_id),
+                evidence_url=evidence_url(search_id, h.photo_id) if h.verified else None,
+            )
+            for h in result.hits
+        ]
+        return SearchResponse(
+            **result.model_dump(exclude={"hits"}),
+            hits=hits,
+            search_id=search_id,
+            case_reference=case_reference,
+        )
+
+    return await run_in_threadpool(work)
+
+
+async def search_evidence(
+    rt: Runtime, services: Services, *, search_id: int, photo_id: int
+) -> bytes:
+    def work() -> bytes:
+        logged = rt.accounts.get_search(search_id)
+        data = services.blobs.get(query_blob_key(logged.query_sha256))
+        query = decode_image(
+            data, source=f"search {search_id}", max_pixels=rt.settings.max_image_pixels
+        )
+        caption = f"search {search_id}" + (
+            f", case {logged.case_reference}" if logged.case_reference else ""
+        )
+        return photo_evidence_png(services, query, photo_id, caption=caption)
+
+    return await run_in_threadpool(work)
+
+
+async def query_preview(rt: Runtime, data: bytes) -> str:
+    """A small JPEG of the query photo as a data: URL, for the results page."""
+
+    def work() -> str:
+        image = decode_image(data, source="query", max_pixels=rt.settings.max_image_pixels)
+        thumbnail = make_thumbnail(image.image, max_side=480)
+        return "data:image/jpeg;base64," + base64.b64encode(thumbnail).decode()
+
+    return await run_in_threadpool(work)
+
+
+def search_log(
+    rt: Runtime, *, username: str | None, page: int, page_size: int
+) -> Page[SearchLogOut]:
+    rows, total = rt.accounts.search_log(
+        offset=(page - 1) * page_size, limit=page_size, username=username
+    )
+    items = [SearchLogOut(**r.__dict__) for r in rows]
+    return Page[SearchLogOut](items=items, total=total, page=page, page_size=page_size)

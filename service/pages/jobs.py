@@ -1,0 +1,24 @@
+"""The analyst's batch-check pages (the page script submits through the API)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from service.deps import MayRunJobs, RuntimeDep
+from service.operations import jobs as ops
+from service.pages.rendering import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/jobs", response_class=HTMLResponse, summary="Batch checks (role: analyst)")
+def jobs_page(request: Request, user: MayRunJobs, runtime: RuntimeDep) -> HTMLResponse:
+    return render(request, "jobs.html", user, jobs=ops.list_jobs(runtime))
+
+
+@router.get(
+    "/jobs/{job_id}", response_class=HTMLResponse, summary="One batch check (role: analyst)"
+)
+def job_page(request: Request, job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> HTMLResponse:
+    return render(request, "job.html", user, job=ops.get_job(runtime, job_id))

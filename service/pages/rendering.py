@@ -1,0 +1,41 @@
+"""Rendering the server-side pages (Jinja2 templates in `service/templates`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from service import policy
+from service.deps import Principal
+from service.policy import Action
+
+__all__ = ["render", "render_error"]
+
+
+def render(
+    request: Request,
+    template: str,
+    principal: Principal | None = None,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """Render ``template``; for a logged-in ``principal`` the template gets its menu (``nav``)
+    and ``may(action)``, so that it shows what `service.policy` allows and nothing else."""
+    templates = request.app.state.templates
+    base: dict[str, Any] = {
+        "user": principal,
+        "csrf": principal.csrf if principal else None,
+        "nav": policy.menu(principal.role) if principal else [],
+        "may": principal.may if principal else (lambda action: False),
+        "Action": Action,
+    }
+    return templates.TemplateResponse(  # type: ignore[no-any-return]
+        request, template, base | context, status_code=status_code
+    )
+
+
+def render_error(request: Request, status: int, message: str) -> HTMLResponse:
+    return render(request, "error.html", status_code=status, status=status, message=message)

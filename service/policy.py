@@ -1,0 +1,139 @@
+"""Who may do what: the one place that decides. Everything else asks it.
+
+The rules are data: `RULES` names the roles allowed each `Action`; `INSTITUTION_BOUND` names
+the roles confined to their own institution's catalogue (registrars); `NAVIGATION` lists the
+pages in the menu, each with the action it needs; `HOME` is where a role lands after login.
+The route dependencies (`service.deps.require`), the operations (`service.operations`) and the
+pages (their menus and buttons) all call the small functions below, never compare roles.
+
+Adding a role: add it to `kernel.enums.Role`, to the actions it may take in `RULES`, and give
+it a `HOME`. Adding a page: give its handler a dependency of `service.deps` for the action it
+needs, and add it to `NAVIGATION` if it belongs in the menu.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from kernel.enums import Role
+
+__all__ = [
+    "HOME",
+    "INSTITUTION_BOUND",
+    "NAVIGATION",
+    "RULES",
+    "Action",
+    "NavLink",
+    "allowed_roles",
+    "home_of",
+    "institution_scope",
+    "may",
+    "may_on",
+    "menu",
+    "needs_institution",
+]
+
+
+class Action(StrEnum):
+    """A kind of thing a caller does; each route and page needs exactly one."""
+
+    #: Anything about the caller's own account: who am I, their API tokens, logging out.
+    OWN_ACCOUNT = "own_account"
+    #: Browse catalogue objects and their photos.
+    READ_OBJECTS = "read_objects"
+    #: Create, edit, report and delete objects and their photos.
+    MANAGE_OBJECTS = "manage_objects"
+    #: List the institutions.
+    LIST_INSTITUTIONS = "list_institutions"
+    #: Search the catalogues with a photo, and draw the evidence pictures of a search.
+    SEARCH = "search"
+    #: Submit batch listing checks and read their reports.
+    RUN_JOBS = "run_jobs"
+    #: Read the search log.
+    AUDIT = "audit"
+    #: Manage accounts and institutions.
+    ADMIN = "admin"
+
+
+#: Action -> the roles that may take it.
+RULES: Mapping[Action, frozenset[Role]] = {
+    Action.OWN_ACCOUNT: frozenset(Role),
+    Action.READ_OBJECTS: frozenset({Role.REGISTRAR, Role.INVESTIGATOR, Role.ANALYST}),
+    Action.MANAGE_OBJECTS: frozenset({Role.REGISTRAR}),
+    Action.LIST_INSTITUTIONS: frozenset(
+        {Role.REGISTRAR, Role.INVESTIGATOR, Role.ANALYST, Role.ADMIN}
+    ),
+    Action.SEARCH: frozenset({Role.INVESTIGATOR}),
+    Action.RUN_JOBS: frozenset({Role.ANALYST}),
+    Action.AUDIT: frozenset({Role.AUDITOR}),
+    Action.ADMIN: frozenset({Role.ADMIN}),
+}
+
+#: Roles that read and manage objects of their own institution only, and need one.
+INSTITUTION_BOUND: frozenset[Role] = frozenset({Role.REGISTRAR})
+
+#: Where each role lands after logging in (and when it opens "/").
+HOME: Mapping[Role, str] = {
+    Role.REGISTRAR: "/objects",
+    Role.INVESTIGATOR: "/search",
+    Role.ANALYST: "/jobs",
+    Role.ADMIN: "/admin",
+    Role.AUDITOR: "/audit",
+}
+
+
+@dataclass(frozen=True)
+class NavLink:
+    href: str
+    label: str
+    action: Action
+
+
+#: The page menu, in order; a caller sees the links whose action they may take.
+NAVIGATION: tuple[NavLink, ...] = (
+    NavLink("/objects", "Catalogue", Action.READ_OBJECTS),
+    NavLink("/upload", "Upload", Action.MANAGE_OBJECTS),
+    NavLink("/search", "Search", Action.SEARCH),
+    NavLink("/jobs", "Batch checks", Action.RUN_JOBS),
+    NavLink("/audit", "Search log", Action.AUDIT),
+    NavLink("/admin", "Admin", Action.ADMIN),
+)
+
+
+def may(role: Role, action: Action) -> bool:
+    """Whether ``role`` may take ``action`` at all."""
+    return role in RULES[action]
+
+
+def allowed_roles(action: Action) -> tuple[Role, ...]:
+    """The roles that may take ``action``, in the order of `Role` (for messages)."""
+    return tuple(r for r in Role if r in RULES[action])
+
+
+def may_on(role: Role, own_institution: str | None, action: Action, institution: str) -> bool:
+    """Whether ``role`` (of ``own_institution``) may take ``action`` on a catalogue object of
+    ``institution``."""
+    if not may(role, action):
+        return False
+    return role not in INSTITUTION_BOUND or own_institution == institution
+
+
+def institution_scope(role: Role, own_institution: str | None) -> str | None:
+    """The one institution ``role`` is confined to, or None when it reads every catalogue."""
+    return (own_institution or "") if role in INSTITUTION_BOUND else None
+
+
+def needs_institution(role: Role) -> bool:
+    """Whether an account of ``role`` must belong to an institution."""
+    return role in INSTITUTION_BOUND
+
+
+def home_of(role: Role) -> str:
+    return HOME[role]
+
+
+def menu(role: Role) -> list[NavLink]:
+    """The links of `NAVIGATION` that ``role`` may follow."""
+    return [link for link in NAVIGATION if may(role, link.action)]
