@@ -118,7 +118,7 @@ class Runtime:
 
 def open_runtime(settings: Settings, web: WebSettings) -> Runtime:
     settings.home.mkdir(parents=True, exist_ok=True)
-    # Creates every table of the shared Base (catalogue and service) on a cheap engine.
+    # At the newest migration (a new SQLite file is migrated on the spot), or `ConfigError`.
     catalogue = create_catalogue(settings.database_url)
     engine = catalogue.engine
     return Runtime(

@@ -29,7 +29,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kernel.enums import JobStatus, Role, TokenKind
@@ -244,13 +243,11 @@ def _institution(session: Session, name: str, *, create: bool) -> Institution:
 
 
 class Accounts(Repository):
-    """Accounts, tokens, the search log and batch jobs."""
+    """Accounts, tokens, the search log and batch jobs.
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
-        # Only the service's tables: the catalogue's are created by `create_catalogue`.
-        tables = [t.__table__ for t in (Account, ApiToken, SearchLog, BatchJob)]
-        Base.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
+    The tables belong to the migrations (revision 0002): open the engine with
+    `create_catalogue`, which checks (or, for a new SQLite file, makes) the schema.
+    """
 
     # -- accounts --------------------------------------------------------------------------
 
