@@ -1,6 +1,6 @@
 """Batch listing checks run off the request path, in worker threads of this process.
 
-A job's state lives in the database (`storage.catalogue.accounts.BatchJob`), so it outlives
+A job's state lives in the database (`storage.catalogue.jobs.BatchJob`), so it outlives
 the browser that started it. If the service stops mid-job the job is marked failed (at
 shutdown, and again at the next start for a process that died), never silently lost; the
 listings it already checked are committed and a re-submitted job skips them.
@@ -20,7 +20,7 @@ from engine.services import Services
 from ingest.listings import check_listings, write_report
 from kernel.enums import JobStatus
 from kernel.errors import ArtmatchError
-from storage.catalogue.accounts import Accounts
+from storage.catalogue.jobs import Jobs
 
 __all__ = ["JobRunner"]
 
@@ -37,7 +37,7 @@ class JobRunner:
     def __init__(
         self,
         *,
-        accounts: Accounts,
+        accounts: Jobs,
         services: Callable[[], Services],
         reports_dir: Path,
         workers: int = 1,

@@ -34,8 +34,8 @@ from service.schemas import (
     StatusEventOut,
     UploadOutcome,
 )
-from storage.catalogue.accounts import JobRecord
 from storage.catalogue.browse import PhotoRecord
+from storage.catalogue.jobs import JobRecord
 
 __all__ = [
     "create_object",

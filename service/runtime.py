@@ -23,12 +23,20 @@ from kernel.settings import Settings, WebSettings
 from storage.catalogue import Catalogue, create_catalogue
 from storage.catalogue.accounts import Accounts
 from storage.catalogue.browse import CatalogueQueries
+from storage.catalogue.jobs import Jobs
+from storage.catalogue.search_log import SearchLog
 
 if TYPE_CHECKING:
     from models.embedders import Embedder
     from service.jobs import JobRunner
 
-__all__ = ["LockedIndex", "Runtime", "open_runtime"]
+__all__ = ["AccountsFacade", "LockedIndex", "Runtime", "open_runtime"]
+
+
+class AccountsFacade(Accounts, SearchLog, Jobs):
+    """Transitional (issue 8): the three repositories of the service's tables in one object,
+    because routes and operations still call search-log and job methods on
+    ``runtime.accounts``. Once they call `SearchLog` and `Jobs` directly, drop this."""
 
 
 class LockedIndex:
@@ -76,7 +84,7 @@ class Runtime:
     settings: Settings
     web: WebSettings
     catalogue: Catalogue
-    accounts: Accounts
+    accounts: AccountsFacade
     queries: CatalogueQueries
     write_lock: threading.RLock = field(default_factory=threading.RLock)
     services: Services | None = None
@@ -125,6 +133,6 @@ def open_runtime(settings: Settings, web: WebSettings) -> Runtime:
         settings=settings,
         web=web,
         catalogue=catalogue,
-        accounts=Accounts(engine),
+        accounts=AccountsFacade(engine),
         queries=CatalogueQueries(engine),
     )
