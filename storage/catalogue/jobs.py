@@ -9,9 +9,10 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, Text, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kernel.enums import JobStatus
@@ -147,11 +148,12 @@ class Jobs(Repository):
                 .limit(5)
             ).all()
             for job_id in candidates:
-                claimed = session.execute(
+                result = session.execute(
                     update(BatchJob)
                     .where(BatchJob.id == job_id, BatchJob.status == JobStatus.QUEUED)
                     .values(status=JobStatus.RUNNING, started_at=utcnow())
-                ).rowcount
+                )
+                claimed = cast("CursorResult[Any]", result).rowcount
                 if claimed:
                     session.flush()
                     return _job(session.get(BatchJob, job_id))  # type: ignore[arg-type]
