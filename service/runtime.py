@@ -75,6 +75,10 @@ class LockedIndex:
         with self._lock:
             self._inner.save()
 
+    def to_bytes(self) -> bytes:
+        with self._lock:
+            return bytes(self._inner.to_bytes())
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
