@@ -43,7 +43,8 @@ def fsck(
     from models.embedders import create_embedder
     from storage.blobs import create_blob_store
     from storage.catalogue import create_catalogue
-    from storage.index.base import FaissVectorIndex, IndexMeta
+    from storage.index.base import IndexMeta
+    from storage.index.registry import create_index
 
     settings = settings_of(ctx)
     grace = dt.timedelta(minutes=grace_minutes)
@@ -70,9 +71,12 @@ def fsck(
         for line in report.lines():
             out.print(line, highlight=False)
         if repair and not report.consistent or repair and force and report.pending_blobs:
-            empty = FaissVectorIndex(
-                settings.index_path,
-                IndexMeta(model=embedder.name, model_version=embedder.version, dim=embedder.dim),
+            empty = create_index(
+                settings.index.kind,
+                directory=settings.index_path,
+                meta=IndexMeta(
+                    model=embedder.name, model_version=embedder.version, dim=embedder.dim
+                ),
             )
             services = Services(
                 settings=settings,

@@ -10,7 +10,8 @@ from kernel.errors import ArtmatchError
 from kernel.settings import Settings
 from storage.blobs import BlobStore, create_blob_store
 from storage.catalogue import Catalogue, create_catalogue
-from storage.index.base import FaissVectorIndex, IndexMeta, VectorIndex, fingerprint_ids
+from storage.index.base import IndexMeta, VectorIndex, fingerprint_ids
+from storage.index.registry import create_index, index_type, load_index
 from storage.index.snapshots import latest_snapshot, load_snapshot, save_snapshot
 
 if TYPE_CHECKING:
@@ -77,12 +78,14 @@ def open_index(
     """The saved index if it matches the catalogue, else the blob store's latest snapshot if
     it matches (with ``blobs`` and snapshots on), else one rebuilt from stored vectors (and
     then snapshotted)."""
+    kind = settings.index.kind
+    index_type(kind)  # an unknown kind is a `ConfigError` here, not a failed load and a rebuild
     fingerprint = catalogue.vector_fingerprint(embedder.name, embedder.version)
     snapshots = blobs is not None and snapshots_enabled(settings)
     if not force_rebuild:
         try:
-            index = FaissVectorIndex.load(
-                settings.index_path, model=embedder.name, model_version=embedder.version
+            index = load_index(
+                kind, settings.index_path, model=embedder.name, model_version=embedder.version
             )
             # Compare what the index really holds, not what its metadata claims.
             held = fingerprint_ids(index.ids())
@@ -101,6 +104,7 @@ def open_index(
                     model=embedder.name,
                     model_version=embedder.version,
                     directory=settings.index_path,
+                    kind=kind,
                 )
                 if index.meta.fingerprint == fingerprint:
                     index.save()  # the next start of this replica finds it locally
@@ -108,9 +112,10 @@ def open_index(
                 log.info("index snapshot is stale (%s != %s)", index.meta.fingerprint, fingerprint)
             except ArtmatchError as exc:
                 log.info("index snapshot not usable: %s", exc)
-    index = FaissVectorIndex(
-        settings.index_path,
-        IndexMeta(model=embedder.name, model_version=embedder.version, dim=embedder.dim),
+    index = create_index(
+        kind,
+        directory=settings.index_path,
+        meta=IndexMeta(model=embedder.name, model_version=embedder.version, dim=embedder.dim),
     )
     ids, vectors = catalogue.vectors(embedder.name, embedder.version)
     if len(ids):

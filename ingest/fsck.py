@@ -31,7 +31,8 @@ from kernel.errors import ArtmatchError
 from kernel.settings import Settings
 from storage.blobs import BlobStore, LocalBlobStore
 from storage.catalogue import Catalogue, Embedding, Photo
-from storage.index.base import FaissVectorIndex, VectorIndex
+from storage.index.base import VectorIndex
+from storage.index.registry import load_index
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -153,8 +154,11 @@ def saved_index(
     from storage.index.snapshots import load_snapshot
 
     try:
-        local = FaissVectorIndex.load(
-            settings.index_path, model=embedder.name, model_version=embedder.version
+        local = load_index(
+            settings.index.kind,
+            settings.index_path,
+            model=embedder.name,
+            model_version=embedder.version,
         )
         return local, "local"
     except ArtmatchError as exc:
@@ -166,6 +170,7 @@ def saved_index(
                 model=embedder.name,
                 model_version=embedder.version,
                 directory=settings.index_path,
+                kind=settings.index.kind,
             )
             return snap, "snapshot"
         except ArtmatchError as exc:

@@ -66,6 +66,9 @@ class EmbedderSettings(BaseModel):
 
 
 class IndexSettings(BaseModel):
+    #: Index type, by its name in `storage.index.registry`: "flat" (exact FAISS search, saved
+    #: as files) or "memory" (numpy, never saved: tests).
+    kind: str = "flat"
     #: Directory of the FAISS files; default: <home>/index.
     path: Path | None = None
     #: Keep a snapshot of the index in the blob store, loaded by other and restarted replicas

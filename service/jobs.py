@@ -1,6 +1,6 @@
 """Batch listing checks run off the request path, in worker threads of this process.
 
-A job's state lives in the database (`storage.catalogue.accounts.BatchJob`), so it outlives
+A job's state lives in the database (`storage.catalogue.jobs.BatchJob`), so it outlives
 the browser that started it. If the service stops mid-job the job is marked failed (at
 shutdown, and again by `JobRunner.recover` at the next start for a process that died), never
 silently lost; the listings it already checked are committed and a re-submitted job skips them.
@@ -22,7 +22,7 @@ from engine.services import Services
 from ingest.listings import check_listings, write_report
 from kernel.enums import JobStatus
 from kernel.errors import ArtmatchError
-from storage.catalogue.accounts import Accounts
+from storage.catalogue.jobs import Jobs
 
 __all__ = ["JobRunner"]
 
@@ -39,14 +39,14 @@ class JobRunner:
     def __init__(
         self,
         *,
-        accounts: Accounts,
+        jobs: Jobs,
         services: Callable[[], Services],
         reports_dir: Path,
         workers: int = 1,
         stale: tuple[JobStatus, ...] = (JobStatus.QUEUED, JobStatus.RUNNING),
     ) -> None:
         """``stale``: statuses that, found at start, belong to a process that died."""
-        self._accounts = accounts
+        self._jobs = jobs
         self._services = services
         self._reports_dir = reports_dir
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="artmatch-job")
@@ -56,7 +56,7 @@ class JobRunner:
     def recover(self) -> int:
         """Mark failed the jobs a previous process left unfinished (call once, at start,
         before submitting); returns how many."""
-        failed = self._accounts.fail_unfinished_jobs(STOPPED_MESSAGE, statuses=self._stale)
+        failed = self._jobs.fail_unfinished_jobs(STOPPED_MESSAGE, statuses=self._stale)
         if failed:
             log.warning("%d job(s) of a previous run were marked failed", failed)
         return failed
@@ -67,7 +67,7 @@ class JobRunner:
     def shutdown(self) -> None:
         self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._accounts.fail_unfinished_jobs(STOPPED_MESSAGE, statuses=self._stale)
+        self._jobs.fail_unfinished_jobs(STOPPED_MESSAGE, statuses=self._stale)
 
     def run(self, job_id: str, manifest: Path, *, recheck: bool) -> None:
         """Run one job in the calling thread (the worker process uses this)."""
@@ -75,7 +75,7 @@ class JobRunner:
 
     def _run(self, job_id: str, manifest: Path, recheck: bool) -> None:
         now = lambda: dt.datetime.now(dt.UTC)  # noqa: E731
-        self._accounts.update_job(job_id, status=JobStatus.RUNNING, started_at=now())
+        self._jobs.update_job(job_id, status=JobStatus.RUNNING, started_at=now())
         last = [0.0]
 
         def progress(done: int, total: int) -> None:
@@ -84,7 +84,7 @@ class JobRunner:
             # Commit progress at most a few times a second: pollers need no more.
             if done == total or time.monotonic() - last[0] > 0.3:
                 last[0] = time.monotonic()
-                self._accounts.update_job(job_id, done=done, total=total)
+                self._jobs.update_job(job_id, done=done, total=total)
 
         try:
             services = self._services()
@@ -95,18 +95,18 @@ class JobRunner:
                 services, listings, self._reports_dir / job_id / "hits"
             )
         except _Stopped:
-            self._accounts.update_job(
+            self._jobs.update_job(
                 job_id, status=JobStatus.FAILED, message=STOPPED_MESSAGE, finished_at=now()
             )
             return
         except Exception as exc:  # a job must end failed, whatever went wrong
             if not isinstance(exc, ArtmatchError):
                 log.exception("job %s failed", job_id)
-            self._accounts.update_job(
+            self._jobs.update_job(
                 job_id, status=JobStatus.FAILED, message=str(exc), finished_at=now()
             )
             return
-        self._accounts.update_job(
+        self._jobs.update_job(
             job_id,
             status=JobStatus.SUCCEEDED,
             total=run.total,

@@ -52,13 +52,13 @@ def create_app(
         await run_in_threadpool(prepare_password_checks)
         if web.job_workers > 0:
             jobs = JobRunner(
-                accounts=runtime.accounts,
+                jobs=runtime.jobs,
                 services=runtime.require_services,
                 reports_dir=runtime.reports_dir,
                 workers=web.job_workers,
             )
             await run_in_threadpool(jobs.recover)
-            runtime.jobs = jobs
+            runtime.job_runner = jobs
         app.state.runtime = runtime
 
         async def load() -> None:

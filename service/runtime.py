@@ -23,6 +23,8 @@ from kernel.settings import Settings, WebSettings
 from storage.catalogue import Catalogue, create_catalogue
 from storage.catalogue.accounts import Accounts
 from storage.catalogue.browse import CatalogueQueries
+from storage.catalogue.jobs import Jobs
+from storage.catalogue.search_log import SearchLog
 from storage.index.base import IndexMeta
 
 if TYPE_CHECKING:
@@ -72,6 +74,10 @@ class LockedIndex:
         with self._lock:
             self._inner.save()
 
+    def to_bytes(self) -> bytes:
+        with self._lock:
+            return bytes(self._inner.to_bytes())
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
@@ -82,11 +88,13 @@ class Runtime:
     web: WebSettings
     catalogue: Catalogue
     accounts: Accounts
+    search_log: SearchLog
+    jobs: Jobs
     queries: CatalogueQueries
     write_lock: threading.RLock = field(default_factory=threading.RLock)
     services: Services | None = None
     load_error: str | None = None
-    jobs: JobRunner | None = None
+    job_runner: JobRunner | None = None
 
     @property
     def reports_dir(self) -> Path:
@@ -113,8 +121,8 @@ class Runtime:
         )
 
     def close(self) -> None:
-        if self.jobs is not None:
-            self.jobs.shutdown()
+        if self.job_runner is not None:
+            self.job_runner.shutdown()
         if self.services is not None:
             with self.write_lock:
                 self.services.close()
@@ -123,7 +131,7 @@ class Runtime:
 
 def open_runtime(settings: Settings, web: WebSettings) -> Runtime:
     settings.home.mkdir(parents=True, exist_ok=True)
-    # Creates every table of the shared Base (catalogue and service) on a cheap engine.
+    # At the newest migration (a new SQLite file is migrated on the spot), or `ConfigError`.
     catalogue = create_catalogue(settings.database_url)
     engine = catalogue.engine
     return Runtime(
@@ -131,5 +139,7 @@ def open_runtime(settings: Settings, web: WebSettings) -> Runtime:
         web=web,
         catalogue=catalogue,
         accounts=Accounts(engine),
+        search_log=SearchLog(engine),
+        jobs=Jobs(engine),
         queries=CatalogueQueries(engine),
     )

@@ -19,7 +19,7 @@ from engine.services import Services, build_services, open_index
 from kernel.enums import JobStatus
 from kernel.settings import Settings
 from service.jobs import JobRunner
-from storage.catalogue.accounts import Accounts
+from storage.catalogue.jobs import Jobs
 
 __all__ = ["run_worker"]
 
@@ -37,9 +37,9 @@ def run_worker(
     """Run queued jobs until stopped (SIGTERM/SIGINT) or, with ``once``, until none is
     queued; returns the number of jobs run."""
     services = services or build_services(settings)
-    accounts = Accounts(services.catalogue.engine)
+    jobs = Jobs(services.catalogue.engine)
     runner = JobRunner(
-        accounts=accounts,
+        jobs=jobs,
         services=lambda: services,
         reports_dir=settings.home / "reports",
         workers=1,
@@ -53,7 +53,7 @@ def run_worker(
     done = 0
     try:
         while not stop.is_set():
-            job = accounts.claim_next_job()
+            job = jobs.claim_next_job()
             if job is None:
                 if once:
                     break

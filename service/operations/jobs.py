@@ -16,7 +16,7 @@ from service.deps import Principal
 from service.operations.links import job_report_url
 from service.runtime import Runtime
 from service.schemas import JobPublic
-from storage.catalogue.accounts import JobRecord
+from storage.catalogue.jobs import JobRecord
 
 __all__ = [
     "get_job",
@@ -39,16 +39,16 @@ def job_public(job: JobRecord) -> JobPublic:
 
 
 def list_jobs(rt: Runtime) -> list[JobPublic]:
-    return [job_public(j) for j in rt.accounts.list_jobs()]
+    return [job_public(j) for j in rt.jobs.list_jobs()]
 
 
 def get_job(rt: Runtime, job_id: str) -> JobPublic:
-    return job_public(rt.accounts.get_job(job_id))
+    return job_public(rt.jobs.get_job(job_id))
 
 
 def report_path(rt: Runtime, job_id: str, kind: Literal["csv", "json"]) -> Path:
     """The file of a finished job's report (404 while there is none)."""
-    job = rt.accounts.get_job(job_id)
+    job = rt.jobs.get_job(job_id)
     path = job.report_csv if kind == "csv" else job.report_json
     if not path or not Path(path).is_file():
         raise NotFound(f"job {job_id} has no report (yet): it is {job.status.value}")
@@ -123,10 +123,10 @@ def submit_job(
     else:
         raise InvalidInput("send a manifest file, or the path of one on the server")
     total = len(read_manifest(path))
-    job = rt.accounts.create_job(
+    job = rt.jobs.create_job(
         job_id=job_id, account=principal.account, manifest=str(path), recheck=recheck, total=total
     )
-    if rt.jobs is not None:
-        rt.jobs.submit(job_id, path, recheck=recheck)
+    if rt.job_runner is not None:
+        rt.job_runner.submit(job_id, path, recheck=recheck)
     # else: queued in the database for an `artmatch worker` process
     return job_public(job)

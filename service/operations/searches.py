@@ -48,7 +48,7 @@ async def run_search(
         if not services.blobs.exists(key):
             services.blobs.put(key, data, content_type=f"image/{image.format.lower()}")
         top = result.hits[0] if result.hits else None
-        search_id = rt.accounts.log_search(
+        search_id = rt.search_log.log_search(
             account=principal.account,
             case_reference=case_reference,
             query_sha256=result.query_sha256,
@@ -81,7 +81,7 @@ async def search_evidence(
     rt: Runtime, services: Services, *, search_id: int, photo_id: int
 ) -> bytes:
     def work() -> bytes:
-        logged = rt.accounts.get_search(search_id)
+        logged = rt.search_log.get_search(search_id)
         data = services.blobs.get(query_blob_key(logged.query_sha256))
         query = decode_image(
             data, source=f"search {search_id}", max_pixels=rt.settings.max_image_pixels
@@ -108,7 +108,7 @@ async def query_preview(rt: Runtime, data: bytes) -> str:
 def search_log(
     rt: Runtime, *, username: str | None, page: int, page_size: int
 ) -> Page[SearchLogOut]:
-    rows, total = rt.accounts.search_log(
+    rows, total = rt.search_log.search_log(
         offset=(page - 1) * page_size, limit=page_size, username=username
     )
     items = [SearchLogOut(**r.__dict__) for r in rows]

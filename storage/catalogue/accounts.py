@@ -1,69 +1,26 @@
-"""What the web service keeps besides the catalogue: accounts, API tokens, the search log and
-batch jobs (tables on the catalogue's `Base`). Catalogue browsing for the service is in
-`storage.catalogue.browse`.
+"""Accounts of the web service and their API and session tokens (tables ``accounts`` and
+``api_tokens``, on the catalogue's `Base`; the migrations own them).
 
-Like `repository.py`, callers get plain records, never live ORM objects. Secrets are never
-stored: passwords arrive already hashed and tokens as their SHA-256.
+Like every repository here, `Accounts` hands out plain records, never live ORM objects. Secrets
+are never stored: passwords arrive already hashed and tokens as their SHA-256. The search log
+is in `storage.catalogue.search_log`, batch jobs in `storage.catalogue.jobs`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    DateTime,
-    Enum,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    delete,
-    func,
-    select,
-    update,
-)
-from sqlalchemy.engine import Engine
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from kernel.enums import JobStatus, Role, TokenKind
+from kernel.enums import Role, TokenKind
 from kernel.errors import Conflict, NotFound
-from storage.catalogue.orm import Base, Institution
+from storage.catalogue.orm import Base, Institution, enum_type, utcnow
+from storage.catalogue.records import aware, created, institution_row
 from storage.catalogue.sessions import Repository
 
-__all__ = [
-    "Account",
-    "AccountRecord",
-    "Accounts",
-    "ApiToken",
-    "BatchJob",
-    "JobRecord",
-    "JobStatus",
-    "Role",
-    "SearchLog",
-    "SearchLogRecord",
-]
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes even for timezone=True columns; they were stored as UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
-def _enum(cls: type[StrEnum], name: str) -> Enum:
-    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
+__all__ = ["Account", "AccountRecord", "Accounts", "ApiToken"]
 
 
 class Account(Base):
@@ -72,11 +29,11 @@ class Account(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(300))
-    role: Mapped[Role] = mapped_column(_enum(Role, "account_role"))
+    role: Mapped[Role] = mapped_column(enum_type(Role, "account_role"))
     #: The institution a registrar manages; None for the other roles.
     institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ApiToken(Base):
@@ -91,52 +48,8 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20), default="api")
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class SearchLog(Base):
-    __tablename__ = "search_log"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
-    #: Kept as text too, so the log survives the account's deletion.
-    username: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=_now, index=True
-    )
-    case_reference: Mapped[str | None] = mapped_column(String(500))
-    query_sha256: Mapped[str] = mapped_column(String(64), index=True)
-    filters_json: Mapped[str] = mapped_column(Text, default="{}")
-    matches: Mapped[int] = mapped_column(Integer, default=0)
-    top_object_id: Mapped[str | None] = mapped_column(String(200))
-    top_score: Mapped[float | None] = mapped_column(Float)
-
-
-class BatchJob(Base):
-    __tablename__ = "batch_jobs"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"))
-    username: Mapped[str] = mapped_column(String(100))
-    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), index=True)
-    manifest: Mapped[str] = mapped_column(String(2000))
-    recheck: Mapped[bool] = mapped_column(Boolean, default=False)
-    total: Mapped[int] = mapped_column(Integer, default=0)
-    done: Mapped[int] = mapped_column(Integer, default=0)
-    checked: Mapped[int] = mapped_column(Integer, default=0)
-    skipped: Mapped[int] = mapped_column(Integer, default=0)
-    hits: Mapped[int] = mapped_column(Integer, default=0)
-    errors_json: Mapped[str] = mapped_column(Text, default="[]")
-    message: Mapped[str | None] = mapped_column(Text)
-    report_csv: Mapped[str | None] = mapped_column(String(2000))
-    report_json: Mapped[str | None] = mapped_column(String(2000))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-# -- records ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -150,40 +63,6 @@ class AccountRecord:
     created_at: dt.datetime
 
 
-@dataclass(frozen=True)
-class SearchLogRecord:
-    id: int
-    username: str
-    created_at: dt.datetime
-    case_reference: str | None
-    query_sha256: str
-    filters: dict[str, Any]
-    matches: int
-    top_object_id: str | None
-    top_score: float | None
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    id: str
-    username: str
-    status: JobStatus
-    manifest: str
-    recheck: bool
-    total: int
-    done: int
-    checked: int
-    skipped: int
-    hits: int
-    errors: list[str]
-    message: str | None
-    report_csv: str | None
-    report_json: str | None
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-
-
 def _account(row: Account, institution: str | None) -> AccountRecord:
     return AccountRecord(
         id=row.id,
@@ -192,65 +71,16 @@ def _account(row: Account, institution: str | None) -> AccountRecord:
         institution=institution,
         active=row.active,
         password_hash=row.password_hash,
-        created_at=_aware(row.created_at) or _now(),
+        created_at=created(row.created_at),
     )
-
-
-def _job(row: BatchJob) -> JobRecord:
-    return JobRecord(
-        id=row.id,
-        username=row.username,
-        status=row.status,
-        manifest=row.manifest,
-        recheck=row.recheck,
-        total=row.total,
-        done=row.done,
-        checked=row.checked,
-        skipped=row.skipped,
-        hits=row.hits,
-        errors=json.loads(row.errors_json or "[]"),
-        message=row.message,
-        report_csv=row.report_csv,
-        report_json=row.report_json,
-        created_at=_aware(row.created_at) or _now(),
-        started_at=_aware(row.started_at),
-        finished_at=_aware(row.finished_at),
-    )
-
-
-def _search(r: SearchLog) -> SearchLogRecord:
-    return SearchLogRecord(
-        id=r.id,
-        username=r.username,
-        created_at=_aware(r.created_at) or _now(),
-        case_reference=r.case_reference,
-        query_sha256=r.query_sha256,
-        filters=json.loads(r.filters_json or "{}"),
-        matches=r.matches,
-        top_object_id=r.top_object_id,
-        top_score=r.top_score,
-    )
-
-
-def _institution(session: Session, name: str, *, create: bool) -> Institution:
-    inst = session.scalar(select(Institution).where(Institution.name == name))
-    if inst is None:
-        if not create:
-            raise NotFound(f"no institution {name!r}")
-        inst = Institution(name=name)
-        session.add(inst)
-        session.flush()
-    return inst
 
 
 class Accounts(Repository):
-    """Accounts, tokens, the search log and batch jobs."""
+    """Accounts and their tokens.
 
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
-        # Only the service's tables: the catalogue's are created by `create_catalogue`.
-        tables = [t.__table__ for t in (Account, ApiToken, SearchLog, BatchJob)]
-        Base.metadata.create_all(engine, tables=tables)  # type: ignore[arg-type]
+    The tables belong to the migrations (revision 0002): open the engine with
+    `create_catalogue`, which checks (or, for a new SQLite file, makes) the schema.
+    """
 
     # -- accounts --------------------------------------------------------------------------
 
@@ -265,7 +95,7 @@ class Accounts(Repository):
         with self._session() as session:
             if session.scalar(select(Account.id).where(Account.username == username)):
                 raise Conflict(f"an account {username!r} already exists")
-            inst = _institution(session, institution, create=True) if institution else None
+            inst = institution_row(session, institution, create=True) if institution else None
             row = Account(
                 username=username,
                 password_hash=password_hash,
@@ -317,7 +147,7 @@ class Accounts(Repository):
             if role is not None:
                 row.role = role
             if institution is not None:
-                row.institution_id = _institution(session, institution, create=True).id
+                row.institution_id = institution_row(session, institution, create=True).id
             session.flush()
             return _account(row, self._inst_name(session, row.institution_id))
 
@@ -358,8 +188,8 @@ class Accounts(Repository):
             )
             if row is None:
                 return None
-            expires = _aware(row.expires_at)
-            if expires is not None and expires <= _now():
+            expires = aware(row.expires_at)
+            if expires is not None and expires <= utcnow():
                 session.delete(row)
                 return None
             account = session.get(Account, row.account_id)
@@ -374,9 +204,7 @@ class Accounts(Repository):
                 .where(ApiToken.account_id == account_id, ApiToken.kind == TokenKind.API)
                 .order_by(ApiToken.id)
             ).all()
-            return [
-                (r.id, r.name, _aware(r.created_at) or _now(), _aware(r.expires_at)) for r in rows
-            ]
+            return [(r.id, r.name, created(r.created_at), aware(r.expires_at)) for r in rows]
 
     def delete_token(
         self,
@@ -397,133 +225,3 @@ class Accounts(Repository):
             if row is None:
                 raise NotFound("no such token")
             session.delete(row)
-
-    # -- search log ------------------------------------------------------------------------
-
-    def log_search(
-        self,
-        *,
-        account: AccountRecord,
-        case_reference: str | None,
-        query_sha256: str,
-        filters: dict[str, Any],
-        matches: int,
-        top_object_id: str | None,
-        top_score: float | None,
-    ) -> int:
-        with self._session() as session:
-            row = SearchLog(
-                account_id=account.id,
-                username=account.username,
-                case_reference=case_reference,
-                query_sha256=query_sha256,
-                filters_json=json.dumps(filters, default=str),
-                matches=matches,
-                top_object_id=top_object_id,
-                top_score=top_score,
-            )
-            session.add(row)
-            session.flush()
-            return row.id
-
-    def get_search(self, search_id: int) -> SearchLogRecord:
-        with self._session() as session:
-            r = session.get(SearchLog, search_id)
-            if r is None:
-                raise NotFound(f"no search {search_id}")
-            return _search(r)
-
-    def search_log(
-        self, *, offset: int, limit: int, username: str | None = None
-    ) -> tuple[list[SearchLogRecord], int]:
-        with self._session() as session:
-            where = [SearchLog.username == username] if username else []
-            total = session.scalar(select(func.count(SearchLog.id)).where(*where)) or 0
-            rows = session.scalars(
-                select(SearchLog)
-                .where(*where)
-                .order_by(SearchLog.id.desc())
-                .offset(offset)
-                .limit(limit)
-            ).all()
-            return [_search(r) for r in rows], total
-
-    # -- batch jobs ------------------------------------------------------------------------
-
-    def create_job(
-        self, *, job_id: str, account: AccountRecord, manifest: str, recheck: bool, total: int
-    ) -> JobRecord:
-        with self._session() as session:
-            row = BatchJob(
-                id=job_id,
-                account_id=account.id,
-                username=account.username,
-                status=JobStatus.QUEUED,
-                manifest=manifest,
-                recheck=recheck,
-                total=total,
-            )
-            session.add(row)
-            session.flush()
-            return _job(row)
-
-    def update_job(self, job_id: str, **fields: Any) -> None:
-        if "errors" in fields:
-            fields["errors_json"] = json.dumps(fields.pop("errors"))
-        with self._session() as session:
-            row = session.get(BatchJob, job_id)
-            if row is None:
-                raise NotFound(f"no job {job_id!r}")
-            for key, value in fields.items():
-                setattr(row, key, value)
-
-    def get_job(self, job_id: str) -> JobRecord:
-        with self._session() as session:
-            row = session.get(BatchJob, job_id)
-            if row is None:
-                raise NotFound(f"no job {job_id!r}")
-            return _job(row)
-
-    def list_jobs(self, *, limit: int = 50) -> list[JobRecord]:
-        with self._session() as session:
-            rows = session.scalars(
-                select(BatchJob).order_by(BatchJob.created_at.desc()).limit(limit)
-            ).all()
-            return [_job(r) for r in rows]
-
-    def claim_next_job(self) -> JobRecord | None:
-        """Take the oldest queued job for this process (marked running), or None.
-
-        The conditional UPDATE makes the claim atomic: two workers never run one job.
-        """
-        with self._session() as session:
-            candidates = session.scalars(
-                select(BatchJob.id)
-                .where(BatchJob.status == JobStatus.QUEUED)
-                .order_by(BatchJob.created_at)
-                .limit(5)
-            ).all()
-            for job_id in candidates:
-                claimed = session.execute(
-                    update(BatchJob)
-                    .where(BatchJob.id == job_id, BatchJob.status == JobStatus.QUEUED)
-                    .values(status=JobStatus.RUNNING, started_at=_now())
-                ).rowcount
-                if claimed:
-                    session.flush()
-                    return _job(session.get(BatchJob, job_id))  # type: ignore[arg-type]
-            return None
-
-    def fail_unfinished_jobs(
-        self, message: str, *, statuses: Sequence[JobStatus] = (JobStatus.QUEUED, JobStatus.RUNNING)
-    ) -> int:
-        """Mark jobs a previous process left unfinished as failed (never lost)."""
-        with self._session() as session:
-            rows = session.scalars(
-                select(BatchJob).where(BatchJob.status.in_(list(statuses)))
-            ).all()
-            for row in rows:
-                row.status = JobStatus.FAILED
-                row.message = message
-                row.finished_at = _now()
-            return len(rows)

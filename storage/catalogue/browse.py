@@ -9,13 +9,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
 
 from kernel.enums import ObjectStatus
 from kernel.errors import Conflict, NotFound
 from kernel.schemas import ObjectPublic
-from storage.catalogue.accounts import Account, _aware, _institution, _now
+from storage.catalogue.accounts import Account
 from storage.catalogue.orm import CatalogueObject, Institution, Photo
+from storage.catalogue.records import (
+    PhotoRecord,
+    created,
+    institution_row,
+    object_public,
+    object_row,
+    photo_record,
+)
 from storage.catalogue.sessions import Repository
 
 __all__ = ["CatalogueQueries", "InstitutionRecord", "PhotoRecord"]
@@ -26,46 +33,6 @@ class InstitutionRecord:
     name: str
     objects: int
     created_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class PhotoRecord:
-    id: int
-    sha256: str
-    view: str | None
-    width: int
-    height: int
-    format: str
-    blob_key: str
-    thumbnail_key: str
-    original_name: str | None
-    object_id: str
-    institution: str
-    created_at: dt.datetime
-
-
-def _photo(row: Photo) -> PhotoRecord:
-    return PhotoRecord(
-        id=row.id,
-        sha256=row.sha256,
-        view=row.view,
-        width=row.width,
-        height=row.height,
-        format=row.format,
-        blob_key=row.blob_key,
-        thumbnail_key=row.thumbnail_key,
-        original_name=row.original_name,
-        object_id=row.object.object_id,
-        institution=row.object.institution.name,
-        created_at=_aware(row.created_at) or _now(),
-    )
-
-
-def _object_public(obj: CatalogueObject, photo_count: int) -> ObjectPublic:
-    data = {f: getattr(obj, f) for f in ObjectPublic.model_fields if hasattr(obj, f)}
-    return ObjectPublic.model_validate(
-        data | {"institution": obj.institution.name, "photo_count": photo_count}
-    )
 
 
 class CatalogueQueries(Repository):
@@ -79,18 +46,18 @@ class CatalogueQueries(Repository):
                 .group_by(Institution.id)
                 .order_by(Institution.name)
             ).all()
-            return [InstitutionRecord(i.name, n, _aware(i.created_at) or _now()) for i, n in rows]
+            return [InstitutionRecord(i.name, n, created(i.created_at)) for i, n in rows]
 
     def create_institution(self, name: str) -> InstitutionRecord:
         with self._session() as session:
             if session.scalar(select(Institution.id).where(Institution.name == name)):
                 raise Conflict(f"institution {name!r} already exists")
-            inst = _institution(session, name, create=True)
-            return InstitutionRecord(inst.name, 0, _aware(inst.created_at) or _now())
+            inst = institution_row(session, name, create=True)
+            return InstitutionRecord(inst.name, 0, created(inst.created_at))
 
     def delete_institution(self, name: str) -> None:
         with self._session() as session:
-            inst = _institution(session, name, create=False)
+            inst = institution_row(session, name, create=False)
             used = session.scalar(
                 select(func.count(CatalogueObject.id)).where(
                     CatalogueObject.institution_id == inst.id
@@ -150,7 +117,7 @@ class CatalogueQueries(Repository):
                 .offset(offset)
                 .limit(limit)
             ).all()
-            return [_object_public(obj, n) for obj, n in rows], total
+            return [object_public(obj, n) for obj, n in rows], total
 
     def first_photos(self, object_ids: Sequence[str]) -> dict[str, int]:
         """The first photo of each object, for thumbnails in lists."""
@@ -180,27 +147,21 @@ class CatalogueQueries(Repository):
     def update_object(self, object_id: str, fields: dict[str, Any]) -> ObjectPublic:
         """Set (or clear, with None) the given descriptive fields."""
         with self._session() as session:
-            obj = self._object(session, object_id)
+            obj = object_row(session, object_id)
             for key, value in fields.items():
                 setattr(obj, key, value)
             session.flush()
-            return _object_public(obj, len(obj.photos))
+            return object_public(obj, len(obj.photos))
 
     def object_institution(self, object_id: str) -> str:
         with self._session() as session:
-            return self._object(session, object_id).institution.name
-
-    def _object(self, session: Session, object_id: str) -> CatalogueObject:
-        obj = session.scalar(select(CatalogueObject).where(CatalogueObject.object_id == object_id))
-        if obj is None:
-            raise NotFound(f"no object {object_id!r} in the catalogue")
-        return obj
+            return object_row(session, object_id).institution.name
 
     def delete_object(self, object_id: str) -> list[PhotoRecord]:
         """Delete the object with its photos, vectors and history; returns the photos."""
         with self._session() as session:
-            obj = self._object(session, object_id)
-            photos = [_photo(p) for p in obj.photos]
+            obj = object_row(session, object_id)
+            photos = [photo_record(p) for p in obj.photos]
             session.delete(obj)
             return photos
 
@@ -209,17 +170,17 @@ class CatalogueQueries(Repository):
             row = session.get(Photo, photo_id)
             if row is None:
                 raise NotFound(f"no photo {photo_id}")
-            return _photo(row)
+            return photo_record(row)
 
     def photos_of(self, object_id: str) -> list[PhotoRecord]:
         with self._session() as session:
-            return [_photo(p) for p in self._object(session, object_id).photos]
+            return [photo_record(p) for p in object_row(session, object_id).photos]
 
     def delete_photo(self, photo_id: int) -> PhotoRecord:
         with self._session() as session:
             row = session.get(Photo, photo_id)
             if row is None:
                 raise NotFound(f"no photo {photo_id}")
-            record = _photo(row)
+            record = photo_record(row)
             session.delete(row)
             return record

@@ -4,6 +4,7 @@ is derived from the `Embedding` rows and can always be rebuilt from them."""
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -29,8 +30,11 @@ __all__ = [
     "Embedding",
     "Institution",
     "ListingCheck",
+    "LocalFeatureSet",
     "Photo",
     "StatusEvent",
+    "enum_type",
+    "utcnow",
 ]
 
 
@@ -38,13 +42,17 @@ class Base(DeclarativeBase):
     pass
 
 
-def _now() -> dt.datetime:
+def utcnow() -> dt.datetime:
+    """The default of every ``created_at``-like column."""
     return dt.datetime.now(dt.UTC)
 
 
-_status_enum = Enum(
-    ObjectStatus, name="object_status", values_callable=lambda e: [m.value for m in e]
-)
+def enum_type(cls: type[StrEnum], name: str) -> Enum:
+    """A database enum of ``cls`` storing the members' values (what the migrations create)."""
+    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+_status_enum = enum_type(ObjectStatus, "object_status")
 
 
 class Institution(Base):
@@ -52,7 +60,7 @@ class Institution(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class CatalogueObject(Base):
@@ -78,9 +86,9 @@ class CatalogueObject(Base):
     )
     loss_date: Mapped[dt.date | None] = mapped_column(Date)
     loss_reference: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=_now, onupdate=_now
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
 
     institution: Mapped[Institution] = relationship(lazy="joined")
@@ -101,7 +109,7 @@ class StatusEvent(Base):
     date: Mapped[dt.date | None] = mapped_column(Date)
     reference: Mapped[str | None] = mapped_column(String(500))
     note: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     object: Mapped[CatalogueObject] = relationship(back_populates="history")
 
@@ -120,7 +128,7 @@ class Photo(Base):
     height: Mapped[int] = mapped_column(Integer)
     format: Mapped[str] = mapped_column(String(20))
     original_name: Mapped[str | None] = mapped_column(String(500))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     object: Mapped[CatalogueObject] = relationship(back_populates="photos")
     embeddings: Mapped[list[Embedding]] = relationship(
@@ -181,5 +189,5 @@ class ListingCheck(Base):
     matches_json: Mapped[str] = mapped_column(Text, default="[]")
     model_version: Mapped[str] = mapped_column(String(200))
     checked_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=_now, server_default=func.now()
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
     )

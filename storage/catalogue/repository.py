@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.orm import Session
 
 from kernel.enums import ObjectStatus
-from kernel.errors import Conflict, InvalidInput, NotFound
+from kernel.errors import Conflict, InvalidInput
 from kernel.schemas import ObjectCreate, ObjectPublic, StatusChange
 from storage.catalogue.orm import (
     CatalogueObject,
@@ -28,27 +28,17 @@ from storage.catalogue.orm import (
     Photo,
     StatusEvent,
 )
+from storage.catalogue.records import (
+    PhotoRef,
+    institution_row,
+    object_public,
+    object_row,
+    photo_ref,
+)
 from storage.catalogue.sessions import Repository
 from storage.index.base import fingerprint_ids
 
 __all__ = ["Catalogue", "NewPhoto", "PhotoRef", "create_catalogue"]
-
-
-@dataclass(frozen=True)
-class PhotoRef:
-    """What a search hit needs to know about a catalogue photo and its object."""
-
-    photo_id: int
-    view: str | None
-    blob_key: str
-    thumbnail_key: str
-    object_id: str
-    institution: str
-    status: ObjectStatus
-    title: str | None
-    maker: str | None
-    loss_date: dt.date | None
-    loss_reference: str | None
 
 
 @dataclass(frozen=True)
@@ -96,35 +86,11 @@ def create_catalogue(database_url: str, *, check_schema: bool = True) -> Catalog
     return Catalogue(engine)
 
 
-def _public(obj: CatalogueObject, photo_count: int) -> ObjectPublic:
-    return ObjectPublic.model_validate(
-        {
-            **{f: getattr(obj, f) for f in ObjectPublic.model_fields if hasattr(obj, f)},
-            "institution": obj.institution.name,
-            "photo_count": photo_count,
-        }
-    )
-
-
 class Catalogue(Repository):
     def close(self) -> None:
         self.engine.dispose()
 
     # -- institutions and objects -------------------------------------------------------
-
-    def _institution(self, session: Session, name: str) -> Institution:
-        inst = session.scalar(select(Institution).where(Institution.name == name))
-        if inst is None:
-            inst = Institution(name=name)
-            session.add(inst)
-            session.flush()
-        return inst
-
-    def _object(self, session: Session, object_id: str) -> CatalogueObject:
-        obj = session.scalar(select(CatalogueObject).where(CatalogueObject.object_id == object_id))
-        if obj is None:
-            raise NotFound(f"no object {object_id!r} in the catalogue")
-        return obj
 
     def upsert_object(self, record: ObjectCreate) -> tuple[ObjectPublic, bool]:
         """Create the object, or fill in fields of an existing one; returns (object, created).
@@ -136,7 +102,7 @@ class Catalogue(Repository):
             return self._upsert(session, record)
 
     def _upsert(self, session: Session, record: ObjectCreate) -> tuple[ObjectPublic, bool]:
-        inst = self._institution(session, record.institution)
+        inst = institution_row(session, record.institution, create=True)
         obj = session.scalar(
             select(CatalogueObject).where(CatalogueObject.object_id == record.object_id)
         )
@@ -157,12 +123,12 @@ class Catalogue(Repository):
                 setattr(obj, field, value)
         session.flush()
         count = session.scalar(select(func.count(Photo.id)).where(Photo.object_pk == obj.id))
-        return _public(obj, count or 0), created
+        return object_public(obj, count or 0), created
 
     def get_object(self, object_id: str) -> ObjectPublic:
         with self._session() as session:
-            obj = self._object(session, object_id)
-            return _public(obj, len(obj.photos))
+            obj = object_row(session, object_id)
+            return object_public(obj, len(obj.photos))
 
     def count_objects(self) -> int:
         with self._session() as session:
@@ -170,7 +136,7 @@ class Catalogue(Repository):
 
     def set_status(self, object_id: str, change: StatusChange) -> ObjectPublic:
         with self._session() as session:
-            obj = self._object(session, object_id)
+            obj = object_row(session, object_id)
             obj.status = change.status
             if change.status in (ObjectStatus.STOLEN, ObjectStatus.MISSING):
                 obj.loss_date = change.date or dt.date.today()
@@ -185,11 +151,11 @@ class Catalogue(Repository):
                 )
             )
             session.flush()
-            return _public(obj, len(obj.photos))
+            return object_public(obj, len(obj.photos))
 
     def status_history(self, object_id: str) -> list[StatusChange]:
         with self._session() as session:
-            obj = self._object(session, object_id)
+            obj = object_row(session, object_id)
             return [
                 StatusChange(status=e.status, date=e.date, reference=e.reference, note=e.note)
                 for e in obj.history
@@ -200,7 +166,7 @@ class Catalogue(Repository):
     def photo_by_sha(self, sha256: str) -> PhotoRef | None:
         with self._session() as session:
             photo = session.scalar(select(Photo).where(Photo.sha256 == sha256))
-            return None if photo is None else _ref(photo)
+            return None if photo is None else photo_ref(photo)
 
     def add_photo(
         self,
@@ -216,7 +182,7 @@ class Catalogue(Repository):
         features, as ``(method, data)``), in one commit."""
         with self._session() as session:
             self._upsert(session, record)
-            obj = self._object(session, record.object_id)
+            obj = object_row(session, record.object_id)
             if session.scalar(select(Photo.id).where(Photo.sha256 == photo.sha256)) is not None:
                 raise Conflict(f"photo {photo.sha256[:12]} is already in the catalogue")
             row = Photo(object_pk=obj.id, **photo.__dict__)
@@ -227,7 +193,7 @@ class Catalogue(Repository):
                 method, data = local_features
                 session.add(LocalFeatureSet(photo_id=row.id, method=method, data=data))
             session.flush()
-            return _ref(row)
+            return photo_ref(row)
 
     def local_features(self, photo_ids: Iterable[int], method: str) -> dict[int, bytes]:
         ids = list({int(i) for i in photo_ids})
@@ -249,7 +215,7 @@ class Catalogue(Repository):
         with self._session() as session:
             have = select(LocalFeatureSet.photo_id).where(LocalFeatureSet.method == method)
             rows = session.scalars(select(Photo).where(Photo.id.not_in(have))).all()
-            return [_ref(p) for p in rows]
+            return [photo_ref(p) for p in rows]
 
     def photo_refs(self, photo_ids: Iterable[int]) -> dict[int, PhotoRef]:
         ids = list({int(i) for i in photo_ids})
@@ -280,7 +246,7 @@ class Catalogue(Repository):
 
     def photos_of(self, object_id: str) -> list[PhotoRef]:
         with self._session() as session:
-            return [_ref(p) for p in self._object(session, object_id).photos]
+            return [photo_ref(p) for p in object_row(session, object_id).photos]
 
     def photos_without_vector(self, model: str, model_version: str) -> list[PhotoRef]:
         with self._session() as session:
@@ -288,7 +254,7 @@ class Catalogue(Repository):
                 Embedding.model == model, Embedding.model_version == model_version
             )
             rows = session.scalars(select(Photo).where(Photo.id.not_in(have))).all()
-            return [_ref(p) for p in rows]
+            return [photo_ref(p) for p in rows]
 
     def store_vectors(
         self, *, model: str, model_version: str, photo_ids: Sequence[int], vectors: np.ndarray
@@ -427,21 +393,4 @@ def _embedding(photo_id: int, model: str, model_version: str, vector: np.ndarray
         model_version=model_version,
         dim=vec.size,
         vector=vec.tobytes(),
-    )
-
-
-def _ref(photo: Photo) -> PhotoRef:
-    obj = photo.object
-    return PhotoRef(
-        photo_id=photo.id,
-        view=photo.view,
-        blob_key=photo.blob_key,
-        thumbnail_key=photo.thumbnail_key,
-        object_id=obj.object_id,
-        institution=obj.institution.name,
-        status=obj.status,
-        title=obj.title,
-        maker=obj.maker,
-        loss_date=obj.loss_date,
-        loss_reference=obj.loss_reference,
     )

@@ -1,1 +1,3 @@
-"""The vector index seam: the protocol, its implementations and snapshots in the blob store."""
+"""The vector index seam: the protocol (`base`), one module per implementation (`faiss_flat`,
+`memory`), the registry that picks one by name (`registry`) and snapshots in the blob store
+(`snapshots`)."""

@@ -1,7 +1,8 @@
-"""Index snapshots in the blob store: a second API replica, or a restarted one, loads the FAISS
-index instead of rebuilding it from every stored vector.
+"""Index snapshots in the blob store: a second API replica, or a restarted one, loads the
+index instead of rebuilding it from every stored vector. Any index type works: a snapshot is
+`VectorIndex.to_bytes`, read back with the type's ``from_bytes`` (`storage.index.registry`).
 
-Layout, per model version (``<stem>`` is `FaissVectorIndex.stem`)::
+Layout, per model version (``<stem>`` is `storage.index.base.index_stem`)::
 
     index/<stem>/<UTC time>-<sha256 prefix>.faiss   the serialised index, never overwritten
     index/<stem>/latest.json                         pointer: key, model, fingerprint, ntotal...
@@ -23,12 +24,10 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import faiss
-import numpy as np
-
 from kernel.errors import IndexNotReady, NotFound, StorageError
 from storage.blobs import BlobStore
-from storage.index.base import FaissVectorIndex, IndexMeta, VectorIndex, fingerprint_ids
+from storage.index.base import IndexMeta, VectorIndex, fingerprint_ids, index_stem
+from storage.index.registry import index_from_bytes
 
 __all__ = [
     "KEEP",
@@ -63,16 +62,7 @@ class SnapshotInfo:
 
 
 def snapshot_prefix(model: str, model_version: str) -> str:
-    return f"index/{FaissVectorIndex.stem(model, model_version)}/"
-
-
-def _faiss(index: VectorIndex) -> faiss.Index:
-    # The faiss object itself: `FaissVectorIndex` keeps it private, and wrappers (the web
-    # service's locked index) forward attribute access to the index they wrap.
-    raw = getattr(index, "_index", None)
-    if not isinstance(raw, faiss.Index):
-        raise IndexNotReady(f"{type(index).__name__} cannot be snapshotted (not a FAISS index)")
-    return raw
+    return f"index/{index_stem(model, model_version)}/"
 
 
 def save_snapshot(
@@ -80,7 +70,7 @@ def save_snapshot(
 ) -> SnapshotInfo:
     """Write ``index`` to the blob store, then point ``latest.json`` at it; prune old ones."""
     meta = index.meta
-    data = faiss.serialize_index(_faiss(index)).tobytes()
+    data = index.to_bytes()
     digest = hashlib.sha256(data).hexdigest()
     when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     prefix = snapshot_prefix(meta.model, meta.model_version)
@@ -120,10 +110,11 @@ def latest_snapshot(blobs: BlobStore, model: str, model_version: str) -> Snapsho
 
 
 def load_snapshot(
-    blobs: BlobStore, *, model: str, model_version: str, directory: Path
-) -> FaissVectorIndex:
-    """The latest snapshot as an index that saves under ``directory``; raises `IndexNotReady`
-    if there is none, or it is damaged, of another model, or does not match its pointer."""
+    blobs: BlobStore, *, model: str, model_version: str, directory: Path, kind: str = "flat"
+) -> VectorIndex:
+    """The latest snapshot as an index of type ``kind`` that saves under ``directory``; raises
+    `IndexNotReady` if there is none, or it is damaged, of another model, or does not match
+    its pointer."""
     info = latest_snapshot(blobs, model, model_version)
     if info is None:
         raise IndexNotReady(f"no index snapshot under {snapshot_prefix(model, model_version)}")
@@ -136,23 +127,19 @@ def load_snapshot(
         raise IndexNotReady(f"index snapshot {info.key} is gone (replaced meanwhile)") from None
     if hashlib.sha256(data).hexdigest() != info.sha256:
         raise IndexNotReady(f"index snapshot {info.key} does not match its checksum")
-    try:
-        raw = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-    except RuntimeError as exc:
-        raise IndexNotReady(f"index snapshot {info.key} is unreadable: {exc}") from None
-    if raw.ntotal != info.ntotal or raw.d != info.dim:
-        raise IndexNotReady(f"index snapshot {info.key} does not match its pointer")
-    index = FaissVectorIndex(
-        directory,
-        IndexMeta(
-            model=model,
-            model_version=model_version,
-            dim=info.dim,
-            fingerprint=info.fingerprint,
-            version=info.version,
-        ),
+    meta = IndexMeta(
+        model=model,
+        model_version=model_version,
+        dim=info.dim,
+        fingerprint=info.fingerprint,
+        version=info.version,
     )
-    index._index = raw
+    try:
+        index = index_from_bytes(kind, data, directory=directory, meta=meta)
+    except IndexNotReady as exc:
+        raise IndexNotReady(f"index snapshot {info.key} is unreadable: {exc}") from None
+    if index.size != info.ntotal:
+        raise IndexNotReady(f"index snapshot {info.key} does not match its pointer")
     if fingerprint_ids(index.ids()) != info.fingerprint:
         raise IndexNotReady(f"index snapshot {info.key} does not hold the vectors it claims")
     return index

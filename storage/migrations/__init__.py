@@ -7,8 +7,6 @@ a revision.
 
 from __future__ import annotations
 
-import contextlib
-
 from sqlalchemy import MetaData
 
 __all__ = ["target_metadata"]
@@ -16,9 +14,10 @@ __all__ = ["target_metadata"]
 
 def target_metadata() -> MetaData:
     """The shared `Base.metadata` with every module that puts tables on it imported."""
-    import storage.catalogue.orm  # the catalogue tables
+    # The catalogue's tables, then the web service's: accounts and tokens, search log, jobs.
+    import storage.catalogue.accounts
+    import storage.catalogue.jobs
+    import storage.catalogue.orm
+    import storage.catalogue.search_log  # noqa: F401
 
-    # The web service's tables (accounts, tokens, search log, jobs), where installed.
-    with contextlib.suppress(ImportError):
-        import storage.catalogue.accounts  # noqa: F401
     return storage.catalogue.orm.Base.metadata

@@ -242,11 +242,9 @@ def test_unfinished_jobs_are_marked_failed_on_start(api: Api, settings) -> None:
 
     runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
     account = runtime.accounts.by_username(AN)
-    runtime.accounts.create_job(
-        job_id="j1", account=account, manifest="m.csv", recheck=False, total=3
-    )
+    runtime.jobs.create_job(job_id="j1", account=account, manifest="m.csv", recheck=False, total=3)
     runner = JobRunner(
-        accounts=runtime.accounts,
+        jobs=runtime.jobs,
         services=runtime.require_services,
         reports_dir=runtime.reports_dir,
     )

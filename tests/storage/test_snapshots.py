@@ -18,7 +18,8 @@ from kernel.errors import IndexNotReady
 from kernel.settings import EmbedderSettings, IndexSettings, Settings, StorageSettings
 from models.embedders import FakeEmbedder
 from storage.blobs import MemoryBlobStore
-from storage.index.base import FaissVectorIndex, IndexMeta, fingerprint_ids
+from storage.index.base import IndexMeta, fingerprint_ids
+from storage.index.faiss_flat import FaissVectorIndex
 from storage.index.snapshots import (
     latest_snapshot,
     load_snapshot,

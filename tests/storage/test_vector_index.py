@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from kernel.errors import IndexNotReady, InvalidInput
-from storage.index.base import FaissVectorIndex, IndexMeta, MemoryVectorIndex
+from storage.index.base import IndexMeta
+from storage.index.faiss_flat import FaissVectorIndex
+from storage.index.memory import MemoryVectorIndex
 
 
 def _unit(n: int, dim: int, seed: int = 0) -> np.ndarray:

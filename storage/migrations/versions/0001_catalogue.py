@@ -30,7 +30,7 @@ def _status_column() -> sa.Column:
         sa.Enum(
             *object_status.enums,
             name="object_status",
-            create_type=False,  # type: ignore[call-arg]  (forwarded to PostgreSQL's ENUM)
+            create_type=False,  # type: ignore[call-arg]  # forwarded to PostgreSQL's ENUM
         ),
         nullable=False,
     )
