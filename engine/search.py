@@ -17,8 +17,9 @@ from engine.verify import (
     score_candidates,
     verify_pairs,
 )
-from kernel.enums import ObjectStatus
+from kernel.enums import ObjectStatus, ThresholdOn
 from kernel.schemas import RegionMatch, SearchHit, SearchResult
+from kernel.settings import MatchSettings
 from models.calibration import default_calibration
 from models.embedders import Embedder
 from models.images import DecodedImage
@@ -26,7 +27,7 @@ from models.local_features import LocalFeatures, extract_local_features
 from models.regions import Box
 from storage.catalogue import PhotoRef
 
-__all__ = ["embed_query", "query_views", "search"]
+__all__ = ["decision_threshold", "embed_query", "query_views", "search"]
 
 
 def query_views(image: Image.Image, crops: Sequence[float]) -> list[Image.Image]:
@@ -42,6 +43,17 @@ def query_views(image: Image.Image, crops: Sequence[float]) -> list[Image.Image]
 
 def embed_query(embedder: Embedder, image: Image.Image, crops: Sequence[float]) -> np.ndarray:
     return embedder.embed(query_views(image, crops))
+
+
+def decision_threshold(
+    settings: MatchSettings, *, verify: bool | None = None
+) -> tuple[float, ThresholdOn]:
+    """The threshold a search decides matches with, and the quantity it applies to;
+    ``verify`` overrides the setting."""
+    if settings.verify if verify is None else verify:
+        threshold = settings.confidence_threshold or default_calibration().threshold
+        return threshold, ThresholdOn.CONFIDENCE
+    return settings.similarity_threshold, ThresholdOn.SIMILARITY
 
 
 def search(
@@ -69,10 +81,10 @@ def search(
         features = features_job.result() if features_job else None
     whole = services.index.search(vectors, k, allowed_ids=allowed)
     refs = services.catalogue.photo_refs(int(i) for i in whole[1].ravel() if i >= 0)
-    calibration = default_calibration()
+    threshold, threshold_on = decision_threshold(settings, verify=verify)
     if verify:
         assert features is not None
-        threshold = settings.confidence_threshold or calibration.threshold
+        calibration = default_calibration()
         candidates = _verified_candidates(
             services,
             query,
@@ -89,10 +101,9 @@ def search(
         score_candidates(
             services, query.image, candidates, calibration, threshold, background=background
         )
-        candidates.sort(key=lambda c: (-c.probability, -c.cosine))
+        candidates.sort(key=lambda c: (-c.confidence, -c.similarity))
         owners = assign_regions(candidates, threshold)
     else:
-        threshold = settings.threshold
         candidates = list(
             pool_candidates(
                 whole=whole,
@@ -101,18 +112,16 @@ def search(
                 photo_to_object={pid: ref.object_id for pid, ref in refs.items()},
             ).values()
         )
-        for c in candidates:
-            c.probability = c.cosine
-        candidates.sort(key=lambda c: -c.cosine)
+        candidates.sort(key=lambda c: -c.similarity)
         owners = []
     hits = [
-        _hit(rank, cand, refs[cand.photo_id], threshold=threshold)
+        _hit(rank, cand, refs[cand.photo_id], threshold=threshold, threshold_on=threshold_on)
         for rank, cand in enumerate(candidates[:top_k], start=1)
     ]
     return SearchResult(
         query_sha256=query.sha256,
         query_size=query.size,
-        threshold_kind="probability" if verify else "cosine",
+        threshold_on=threshold_on,
         threshold=threshold,
         verification=verify,
         model=f"{services.embedder.name} {services.embedder.version}",
@@ -127,7 +136,7 @@ def search(
             RegionMatch(
                 box=tuple(int(v) for v in o.region),  # type: ignore[arg-type]
                 object_id=o.object_id,
-                confidence=round(o.probability, 4),
+                confidence=round(o.confidence, 4),
                 inliers=o.inliers,
             )
             for o in owners
@@ -183,7 +192,7 @@ def _verified_candidates(
     for cand in pooled.values():
         earlier = done.get((cand.object_id, cand.photo_id))
         if earlier is not None:
-            earlier.cosine = max(earlier.cosine, cand.cosine)
+            earlier.similarity = max(earlier.similarity, cand.similarity)
             candidates.append(earlier)
         else:
             todo.append(cand)
@@ -217,7 +226,11 @@ def _covered(box: Box, by: Box) -> bool:
     return box.area > 0 and ix * iy > 0.5 * box.area
 
 
-def _hit(rank: int, cand: Candidate, ref: PhotoRef, *, threshold: float) -> SearchHit:
+def _hit(
+    rank: int, cand: Candidate, ref: PhotoRef, *, threshold: float, threshold_on: ThresholdOn
+) -> SearchHit:
+    verified_mode = threshold_on is ThresholdOn.CONFIDENCE
+    decisive = cand.confidence if verified_mode else cand.similarity
     return SearchHit(
         rank=rank,
         object_id=cand.object_id,
@@ -225,15 +238,15 @@ def _hit(rank: int, cand: Candidate, ref: PhotoRef, *, threshold: float) -> Sear
         status=ref.status,
         title=ref.title,
         maker=ref.maker,
-        score=round(cand.cosine, 4),
-        confidence=round(cand.probability, 4),
+        similarity=round(cand.similarity, 4),
+        confidence=round(cand.confidence, 4) if verified_mode else None,
         margin=round(cand.margin, 4) if cand.verification is not None else None,
         inliers=cand.inliers if cand.verification is not None else None,
         verified=cand.verified,
         region=tuple(int(v) for v in cand.verification.query_box)  # type: ignore[arg-type]
         if cand.verified and cand.verification and cand.verification.query_box
         else None,
-        is_match=cand.probability >= threshold,
+        is_match=decisive >= threshold,
         photo_id=cand.photo_id,
         photo_view=ref.view,
         thumbnail_key=ref.thumbnail_key,

@@ -46,12 +46,12 @@ _WHOLE_FRACTION = 0.8
 class Candidate:
     object_id: str
     photo_id: int
-    cosine: float
+    similarity: float
     inliers: int = 0
     verification: Verification | None = None
     #: Cosine minus that of the nearest other catalogue object.
     margin: float = 0.0
-    probability: float = 0.0
+    confidence: float = 0.0
     region: Box | None = None
 
     @property
@@ -65,8 +65,8 @@ def _best_per_object(
     best: dict[str, Candidate] = {}
     for score, pid in zip(scores.reshape(-1), ids.reshape(-1), strict=True):
         obj = photo_to_object.get(int(pid)) if pid >= 0 else None
-        if obj is not None and (obj not in best or score > best[obj].cosine):
-            best[obj] = Candidate(object_id=obj, photo_id=int(pid), cosine=float(score))
+        if obj is not None and (obj not in best or score > best[obj].similarity):
+            best[obj] = Candidate(object_id=obj, photo_id=int(pid), similarity=float(score))
     return best
 
 
@@ -79,16 +79,16 @@ def pool_candidates(
 ) -> dict[str, Candidate]:
     """Top candidates of the whole photo plus the top few of each region, best cosine each."""
     pool = dict(
-        sorted(_best_per_object(*whole, photo_to_object).items(), key=lambda kv: -kv[1].cosine)[
+        sorted(_best_per_object(*whole, photo_to_object).items(), key=lambda kv: -kv[1].similarity)[
             :top
         ]
     )
     for scores, ids in regions:
         ranked = sorted(
-            _best_per_object(scores, ids, photo_to_object).values(), key=lambda c: -c.cosine
+            _best_per_object(scores, ids, photo_to_object).values(), key=lambda c: -c.similarity
         )
         for cand in ranked[:_PER_REGION]:
-            if cand.object_id not in pool or cand.cosine > pool[cand.object_id].cosine:
+            if cand.object_id not in pool or cand.similarity > pool[cand.object_id].similarity:
                 pool[cand.object_id] = cand
     return pool
 
@@ -119,7 +119,7 @@ def verify_pairs(
     ranks it high, and the extra attempt doubles the cost of every non-matching pair.
     """
     stored = services.catalogue.local_features([c.photo_id for c in candidates], FEATURES_KEY)
-    by_cosine = sorted(candidates, key=lambda c: -c.cosine)
+    by_cosine = sorted(candidates, key=lambda c: -c.similarity)
     for position, cand in enumerate(by_cosine):
         data = stored.get(cand.photo_id)
         if data is not None and len(query_features):
@@ -147,7 +147,7 @@ def score_candidates(
     status or institution filter): a candidate must stand out from those too.
     """
     _calibrate(candidates, calibration, background)
-    below = [c for c in candidates if c.probability < threshold]
+    below = [c for c in candidates if c.confidence < threshold]
     if rescore_matched_regions(services, query_image, below):
         _calibrate(candidates, calibration, background)
 
@@ -157,12 +157,12 @@ def _calibrate(
 ) -> None:
     if not candidates:
         return
-    cosines = np.array([c.cosine for c in candidates])
+    cosines = np.array([c.similarity for c in candidates])
     margins = object_margins(cosines, background)
     probs = calibration.probability(cosines, np.array([c.inliers for c in candidates]), margins)
     for cand, margin, p in zip(candidates, margins, probs, strict=True):
         cand.margin = float(margin)
-        cand.probability = float(p)
+        cand.confidence = float(p)
 
 
 def rescore_matched_regions(
@@ -194,7 +194,7 @@ def rescore_matched_regions(
     for cand, vec in zip(todo, vectors, strict=True):
         ref = stored.get(cand.photo_id)
         if ref is not None:
-            cand.cosine = max(cand.cosine, float(vec @ ref))
+            cand.similarity = max(cand.similarity, float(vec @ ref))
     return True
 
 
@@ -205,8 +205,8 @@ def assign_regions(candidates: Sequence[Candidate], threshold: float) -> list[Ca
     likelier object (the other stays in the ranked list as an alternative).
     """
     owners: list[Candidate] = []
-    for cand in sorted(candidates, key=lambda c: -c.probability):
-        if cand.probability < threshold or not cand.verified:
+    for cand in sorted(candidates, key=lambda c: -c.confidence):
+        if cand.confidence < threshold or not cand.verified:
             continue
         box = cand.verification.query_box if cand.verification else None
         if box is None or box.area <= 0:

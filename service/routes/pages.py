@@ -280,7 +280,7 @@ async def search_results(
         "status",
         "title",
         "maker",
-        "score",
+        "similarity",
         "is_match",
         "photo_id",
         "photo_view",
