@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -93,7 +94,7 @@ def read_catalogue_csv(path: Path, *, institution: str = "default") -> Catalogue
         fields = {k: v for k, v in row.items() if k in OPTIONAL and k != "view" and v}
         fields.setdefault("institution", institution)
         try:
-            record = ObjectCreate(object_id=row.get("object_id", ""), **fields)
+            record = ObjectCreate.model_validate({"object_id": row.get("object_id", ""), **fields})
         except ValidationError as exc:
             rows.append(RowError(source, f"{source}: {validation_message(exc)}"))
             continue
@@ -105,7 +106,7 @@ def read_catalogue_csv(path: Path, *, institution: str = "default") -> Catalogue
             PhotoItem(
                 record=record,
                 source=f"{source} ({row['image']})",
-                load=lambda p=image_path: _read_file(p),
+                load=partial(_read_file, image_path),
                 view=row.get("view") or None,
             )
         )

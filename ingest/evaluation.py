@@ -83,7 +83,7 @@ def _distractor_items(directory: Path) -> list[PhotoItem]:
                 institution="distractors",
             ),
             source=str(p),
-            load=lambda p=p: p.read_bytes(),
+            load=p.read_bytes,
         )
         for p in files
     ]

@@ -48,7 +48,7 @@ def _line_colors(n: int) -> list[tuple[int, int, int]]:
     hues = np.linspace(0, 179, max(n, 1), endpoint=False).astype(np.uint8)
     hsv = np.stack([hues, np.full_like(hues, 230), np.full_like(hues, 255)], axis=1)
     rgb = cv2.cvtColor(hsv[None], cv2.COLOR_HSV2RGB)[0]
-    return [tuple(int(c) for c in color) for color in rgb]
+    return [(int(r), int(g), int(b)) for r, g, b in rgb]
 
 
 def draw_evidence(

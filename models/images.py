@@ -101,7 +101,7 @@ def decode_image(
         with warnings.catch_warnings():
             # Pillow warns (rather than raises) between max_pixels and 2x; we decide ourselves.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             fmt = img.format or "unknown"
             width, height = img.size
             if width <= 0 or height <= 0:

@@ -160,9 +160,10 @@ def extract_local_features(
     sy = height / gray.shape[0]
 
     if method == "orb":
-        detector = cv2.ORB_create(nfeatures=max_keypoints, scaleFactor=1.2, nlevels=8)
+        # The opencv stubs lack the detector factories.
+        detector = cv2.ORB_create(nfeatures=max_keypoints, scaleFactor=1.2, nlevels=8)  # type: ignore[attr-defined]
     else:
-        detector = cv2.SIFT_create(nfeatures=max_keypoints)
+        detector = cv2.SIFT_create(nfeatures=max_keypoints)  # type: ignore[attr-defined]
     keypoints, descriptors = detector.detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
         dim = 32 if method == "orb" else 128

@@ -76,7 +76,7 @@ def _edge_mask(gray: np.ndarray) -> np.ndarray:
     edges = cv2.Canny(blurred, max(10.0, 0.66 * median), max(30.0, 1.33 * median))
     # Edge density, not edges: a painting is a dense field of short edges, a wall is not.
     density = cv2.blur(edges.astype(np.float32) / 255.0, (15, 15))
-    mask = (density > 0.08).astype(np.uint8) * 255
+    mask: np.ndarray = (density > 0.08).astype(np.uint8) * 255
     side = max(3, round(max(gray.shape) / 60))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel, iterations=2)

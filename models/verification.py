@@ -142,7 +142,7 @@ def _fit(
     cand_area = float(cand_size[0] * cand_size[1])
     attempts: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
     if len(cand_pts) >= 4:
-        h, mask = cv2.findHomography(
+        h, h_mask = cv2.findHomography(
             cand_pts,
             query_pts,
             method=cv2.USAC_MAGSAC,
@@ -150,8 +150,8 @@ def _fit(
             maxIters=_USAC_ITERS,
             confidence=0.999,
         )
-        attempts.append(("homography", h, mask))
-    a, mask = cv2.estimateAffinePartial2D(
+        attempts.append(("homography", h, h_mask))
+    a, affine_mask = cv2.estimateAffinePartial2D(
         cand_pts,
         query_pts,
         method=cv2.RANSAC,
@@ -159,7 +159,8 @@ def _fit(
         maxIters=_USAC_ITERS,
         confidence=0.999,
     )
-    attempts.append(("affine", None if a is None else np.vstack([a, [0.0, 0.0, 1.0]]), mask))
+    affine = None if a is None else np.vstack([a, [0.0, 0.0, 1.0]])
+    attempts.append(("affine", affine, affine_mask))
     for model, transform, mask in attempts:
         if transform is None or mask is None or not np.all(np.isfinite(transform)):
             continue

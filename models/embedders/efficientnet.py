@@ -9,7 +9,7 @@ background a phone photo adds. Descriptors of several scales are summed before n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -62,7 +62,8 @@ class EfficientNetLite0Embedder:
             + "+".join(f"{s:g}" for s in self.scales)
             + "/aspect"
         )
-        self._model = _load_backbone()
+        # An EfficientNet: its extract_features is not on torch.nn.Module.
+        self._model: Any = _load_backbone()
 
     @torch.inference_mode()
     def _describe(self, image: Image.Image) -> np.ndarray:

@@ -26,7 +26,7 @@ def to_tensor(
     scale = longest_side / max(w, h)
     size = (max(16, round(w * scale)), max(16, round(h * scale)))
     resized = image.convert("RGB").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    arr = np.asarray(resized, dtype=np.float32) / 255.0
+    arr: np.ndarray = np.asarray(resized, dtype=np.float32) / 255.0
     arr = (arr - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
 
