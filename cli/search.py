@@ -73,13 +73,13 @@ def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
     )
     table = Table(
         title=f"{name}: {searched} searched, index v{result.index_version}, "
-        f"{result.threshold_kind} threshold {result.threshold:.2f}"
+        f"{result.threshold_on} threshold {result.threshold:.2f}"
     )
     columns = (
         "#",
         "object",
         "confidence",
-        "cosine",
+        "similarity",
         "inliers",
         "match",
         "status",
@@ -92,8 +92,8 @@ def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
         table.add_row(
             str(h.rank),
             h.object_id,
-            f"{h.confidence:.3f}",
-            f"{h.score:.3f}",
+            "" if h.confidence is None else f"{h.confidence:.3f}",
+            f"{h.similarity:.3f}",
             "" if h.inliers is None else str(h.inliers),
             "MATCH" if h.is_match else "",
             h.status.value,

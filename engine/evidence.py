@@ -23,7 +23,12 @@ def query_blob_key(sha256: str) -> str:
 
 def evidence_png(services: Services, query: DecodedImage, hit: SearchHit) -> bytes:
     """Re-run the verification of ``hit`` and draw it (a PNG)."""
-    caption = f"{hit.object_id} ({hit.institution}), p={hit.confidence:.2f}"
+    evidence = (
+        f"p={hit.confidence:.2f}"
+        if hit.confidence is not None
+        else f"similarity={hit.similarity:.2f}"
+    )
+    caption = f"{hit.object_id} ({hit.institution}), {evidence}"
     return photo_evidence_png(services, query, hit.photo_id, caption=caption)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from engine.search import search
+from engine.search import decision_threshold, search
 from engine.services import Services
 from ingest.catalogue_csv import validation_message
 from kernel.enums import LOST_STATUSES
@@ -29,7 +29,10 @@ __all__ = ["Listing", "ListingRun", "check_listings", "read_manifest", "write_re
 REPORT_COLUMNS = [
     "listing_id",
     "object_id",
-    "score",
+    "similarity",
+    "confidence",
+    "threshold",
+    "threshold_on",
     "status",
     "institution",
     "title_of_object",
@@ -162,7 +165,11 @@ def _check_one(
     matches = [
         {
             "object_id": h.object_id,
-            "score": h.score,
+            "similarity": h.similarity,
+            "confidence": h.confidence,
+            # The threshold that decided this match, and the quantity it applies to.
+            "threshold": result.threshold,
+            "threshold_on": result.threshold_on.value,
             "status": h.status.value,
             "institution": h.institution,
             "title": h.title,
@@ -177,7 +184,8 @@ def _check_one(
             "image_sha256": image.sha256,
             "is_hit": bool(matches),
             "best_object_id": best.object_id if best else None,
-            "best_score": best.score if best else None,
+            # The catalogue's column keeps its name; it holds the best hit's similarity.
+            "best_score": best.similarity if best else None,
             "matches_json": json.dumps(matches),
         },
         replace=True,
@@ -196,7 +204,12 @@ def write_report(services: Services, listings: list[Listing], out_stem: Path) ->
                 {
                     "listing_id": check["listing_id"],
                     "object_id": match["object_id"],
-                    "score": match["score"],
+                    # Checks recorded before the rename carry only "score" (the similarity)
+                    # and no record of the threshold that decided them.
+                    "similarity": match.get("similarity", match.get("score")),
+                    "confidence": match.get("confidence"),
+                    "threshold": match.get("threshold"),
+                    "threshold_on": match.get("threshold_on"),
                     "status": match["status"],
                     "institution": match["institution"],
                     "title_of_object": match["title"],
@@ -216,6 +229,7 @@ def write_report(services: Services, listings: list[Listing], out_stem: Path) ->
         writer = csv.DictWriter(fh, fieldnames=REPORT_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    threshold, threshold_on = decision_threshold(services.settings.match)
     errors = [
         {"listing_id": c["listing_id"], "error": c["error"]} for c in checks if c.get("error")
     ]
@@ -224,7 +238,9 @@ def write_report(services: Services, listings: list[Listing], out_stem: Path) ->
         "checked": len(checks),
         "hits": rows,
         "errors": errors,
-        "threshold": services.settings.match.threshold,
+        # What this run's searches decide with (each hit carries the one that decided it).
+        "threshold": threshold,
+        "threshold_on": threshold_on.value,
         "model": f"{services.embedder.name} {services.embedder.version}",
     }
     json_path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")

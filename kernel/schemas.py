@@ -10,7 +10,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernel.enums import ObjectStatus
+from kernel.enums import ObjectStatus, ThresholdOn
 
 __all__ = [
     "OBJECT_ID_FIELDS",
@@ -98,13 +98,13 @@ class SearchHit(BaseModel):
     title: str | None
     maker: str | None
     #: Cosine similarity of the global descriptors (first stage).
-    score: float
-    #: Calibrated probability that this is the object (second stage); equals nothing
-    #: meaningful when verification is off, where it is the cosine again.
-    confidence: float
+    similarity: float
+    #: Calibrated probability that this is the object (second stage); None when
+    #: verification is off (the decision then uses ``similarity``).
+    confidence: float | None
     #: Geometrically consistent local-feature matches with the catalogue photo.
     inliers: int | None = None
-    #: Cosine minus that of the nearest other object of the catalogue: how much this
+    #: Similarity minus that of the nearest other object of the catalogue: how much this
     #: candidate stands out (negative: something else looks closer).
     margin: float | None = None
     verified: bool = False
@@ -130,8 +130,9 @@ class RegionMatch(BaseModel):
 class SearchResult(BaseModel):
     query_sha256: str
     query_size: tuple[int, int]
-    #: "probability" (calibrated, with verification) or "cosine" (global stage only).
-    threshold_kind: str
+    #: What ``threshold`` applies to: the hits' ``confidence`` (with verification) or their
+    #: ``similarity`` (global stage only).
+    threshold_on: ThresholdOn
     threshold: float
     verification: bool
     model: str

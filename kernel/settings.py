@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_data_path
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -77,9 +78,9 @@ class IndexSettings(BaseModel):
 
 
 class MatchSettings(BaseModel):
-    #: Cosine similarity at or above which a candidate counts as a match when
-    #: verification is off (see README, "How the settings were chosen").
-    threshold: float = Field(default=0.91, ge=-1.0, le=1.0)
+    #: Similarity (cosine of the global descriptors) at or above which a candidate counts as
+    #: a match when verification is off (see README, "How the settings were chosen").
+    similarity_threshold: float = Field(default=0.91, ge=-1.0, le=1.0)
     #: Photo neighbours fetched per object returned, before aggregating per object.
     photos_per_object: int = Field(default=4, ge=1, le=64)
     #: Centre crops of the query (fraction of each side) embedded besides the whole photo;
@@ -91,9 +92,22 @@ class MatchSettings(BaseModel):
     verify_top: int = Field(default=10, ge=1, le=100)
     #: Candidate regions searched separately, for photos of several objects (0 = off).
     max_regions: int = Field(default=4, ge=0, le=16)
-    #: Calibrated probability at or above which a candidate is reported as a match; the
-    #: default is the one chosen with the calibration (models/calibration.json).
+    #: Confidence (calibrated probability) at or above which a candidate is reported as a
+    #: match when verification is on; the default is the one chosen with the calibration
+    #: (models/calibration.json).
     confidence_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        # A left-over ARTMATCH_MATCH__THRESHOLD must not be ignored silently: it was the
+        # similarity threshold, and a deployment relying on it would match differently.
+        if isinstance(data, dict) and "threshold" in data:
+            raise ValueError(
+                "match.threshold was renamed to match.similarity_threshold "
+                "(ARTMATCH_MATCH__SIMILARITY_THRESHOLD)"
+            )
+        return data
 
 
 class Settings(BaseSettings):

@@ -22,9 +22,12 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.interpolate import RegularGridInterpolator
+
+if TYPE_CHECKING:
+    from scipy.interpolate import RegularGridInterpolator
 
 __all__ = ["Calibration", "default_calibration", "features", "object_margins"]
 
@@ -86,6 +89,9 @@ class Calibration:
 
     @cached_property
     def _interpolate(self) -> RegularGridInterpolator:
+        # scipy.interpolate takes a quarter of a second to import: only when first needed.
+        from scipy.interpolate import RegularGridInterpolator
+
         return RegularGridInterpolator(
             tuple(np.asarray(a) for a in self.axes),
             np.asarray(self.table, dtype=np.float64),
@@ -131,4 +137,5 @@ class Calibration:
 
 @lru_cache(maxsize=1)
 def default_calibration() -> Calibration:
+    """The shipped calibration, read on first use (never at import) and kept."""
     return Calibration.from_file(_DEFAULT_FILE)

@@ -47,7 +47,7 @@ def collect(  # type: ignore[no-untyped-def]
             image = decode_image((set_dir / str(query["image"])).read_bytes())
             result = search(services, image, top_k=settings.match.verify_top, verify=True)
             for hit in result.hits:
-                rows.append((hit.score, hit.inliers or 0))
+                rows.append((hit.similarity, hit.inliers or 0))
                 labels.append(hit.object_id in expected)
                 query_index.append(qi)
             print(f"\r{set_dir.name}: {qi + 1}/{len(queries)}", end="", file=sys.stderr)

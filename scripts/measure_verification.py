@@ -2,7 +2,7 @@
 
 For every query of an evaluation set (layout in /work/shared/eval/README.md) this verifies the
 query against each catalogue photo of its true objects and against a few random wrong ones,
-then prints the inlier distributions, the best threshold, the true-positive rate at 1% false
+then prints the inlier distributions, the best inlier threshold, the true-positive rate at 1% false
 positives, and the time per extraction and per verification.
 
     python scripts/measure_verification.py /work/shared/eval/museum-paintings \
@@ -50,12 +50,12 @@ def _separation(true: list[int], false: list[int]) -> str:
         key=lambda th: ((t >= th).mean() if len(t) else 0) - ((f >= th).mean() if len(f) else 0),
     )
     lines.append(
-        f"  best threshold (max TPR-FPR): {best}: TPR={(t >= best).mean():.3f} "
+        f"  best inlier threshold (max TPR-FPR): {best}: TPR={(t >= best).mean():.3f} "
         f"FPR={(f >= best).mean():.4f}"
     )
     for target in (0.01, 0.001):
         th = next(x for x in range(0, 10_000) if (f >= x).mean() <= target)
-        lines.append(f"  FPR<={target:g}: threshold {th}, TPR={(t >= th).mean():.3f}")
+        lines.append(f"  FPR<={target:g}: inlier threshold {th}, TPR={(t >= th).mean():.3f}")
     lines.append(
         f"  at MIN_INLIERS={MIN_INLIERS}: TPR={(t >= MIN_INLIERS).mean():.3f} "
         f"FPR={(f >= MIN_INLIERS).mean():.4f}"

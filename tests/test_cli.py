@@ -96,6 +96,10 @@ def test_registrar_investigator_analyst_flow(tmp_path: Path) -> None:
     assert [(r["listing_id"], r["object_id"]) for r in rows] == [("L1", "obj-4")]
     report = json.loads((listings / "today.hits.json").read_text())
     assert report["errors"][0]["listing_id"] == "L3"
+    # the report carries the threshold that decided, and the quantity it applies to
+    assert (rows[0]["threshold_on"], report["threshold_on"]) == ("confidence", "confidence")
+    assert float(rows[0]["threshold"]) == report["threshold"] < 1
+    assert float(rows[0]["confidence"]) >= report["threshold"]
 
     # a re-run skips what was checked and keeps the report whole
     (listings / "c.jpg").write_bytes(jpeg_bytes(textured_object(998)))

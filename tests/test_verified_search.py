@@ -14,6 +14,7 @@ from engine.evidence import evidence_png
 from engine.search import search
 from ingest.catalogue_csv import iter_items, read_catalogue_csv
 from ingest.photos import ingest_photos
+from kernel.enums import ThresholdOn
 from models.calibration import Calibration, default_calibration, object_margins
 from models.images import decode_image
 from tests.utils.catalogue import write_catalogue
@@ -49,7 +50,7 @@ def test_transformed_catalogue_photo_is_verified_first(catalogue, transform) -> 
     best = result.hits[0]
     assert best.object_id == "obj-2"
     assert best.verified and best.is_match and best.inliers >= 12
-    assert result.verification and result.threshold_kind == "probability"
+    assert result.verification and result.threshold_on == ThresholdOn.CONFIDENCE
 
 
 def test_partial_occlusion_is_still_verified(catalogue) -> None:
@@ -88,7 +89,7 @@ def test_evidence_picture_shows_the_match(catalogue) -> None:
 
 def test_verification_can_be_turned_off(catalogue) -> None:
     result = search(catalogue, _query(textured_object(2)), top_k=3, verify=False)
-    assert not result.verification and result.threshold_kind == "cosine"
+    assert not result.verification and result.threshold_on == ThresholdOn.SIMILARITY
     assert all(h.inliers is None for h in result.hits)
 
 

@@ -62,7 +62,8 @@ class EfficientNetLite0Embedder:
             + "+".join(f"{s:g}" for s in self.scales)
             + "/aspect"
         )
-        self._model = _load_backbone()
+        # An EfficientNet: its extract_features is not on torch.nn.Module.
+        self._model: Any = _load_backbone()
 
     @torch.inference_mode()
     def _describe(self, image: Image.Image) -> np.ndarray:

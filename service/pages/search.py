@@ -26,7 +26,7 @@ _SHOWN_FIELDS = {
     "status",
     "title",
     "maker",
-    "score",
+    "similarity",
     "is_match",
     "photo_id",
     "photo_view",

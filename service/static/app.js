@@ -112,8 +112,8 @@ if (jobEl) {
       document.getElementById("job-report").hidden = false;
       const rep = await fetch(job.report_json_url, { headers: { Accept: "application/json" } });
       if (rep.ok) { const data = await rep.json(); const t = document.getElementById("job-hits");
-        t.innerHTML = "<tr><th>Listing</th><th>Object</th><th>Score</th><th>Status</th><th>Listing title</th></tr>";
-        for (const h of data.hits) { const tr = t.insertRow(); [h.listing_id, h.object_id, h.score, h.status, h.listing_title || ""].forEach((v, i) => {
+        t.innerHTML = "<tr><th>Listing</th><th>Object</th><th>Similarity</th><th>Status</th><th>Listing title</th></tr>";
+        for (const h of data.hits) { const tr = t.insertRow(); [h.listing_id, h.object_id, h.similarity, h.status, h.listing_title || ""].forEach((v, i) => {
           const td = tr.insertCell(); if (i === 1) { const a = document.createElement("a"); a.href = `/objects/${encodeURIComponent(v)}`; a.textContent = v; td.appendChild(a); } else td.textContent = v; }); }
         if (!data.hits.length) t.innerHTML = "<tr><td>No listing matched a stolen or missing object.</td></tr>";
         document.getElementById("job-hits-panel").hidden = false; }

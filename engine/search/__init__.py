@@ -1,0 +1,17 @@
+"""Search: a query photo in, ranked catalogue objects out, in three stages.
+
+- `candidates`: query views -> embedder -> vector index -> one candidate per object (whole
+  photo, then the regions no verified match explains); inputs: embedder, index, photo refs.
+- `verify`: stored local features of each candidate matched into the query's (inliers,
+  matched box); inputs: query features, stored-features lookup, candidates.
+- `decide`: calibration into a confidence, margins, thresholds, region ownership; inputs:
+  candidates, calibration, settings values. Nothing there touches storage or a model.
+
+`search` (in `pipeline`) runs them in one of two modes: verified, or global only.
+"""
+
+from engine.search.candidates import Candidate, embed_query, query_views
+from engine.search.decide import decision_threshold
+from engine.search.pipeline import search
+
+__all__ = ["Candidate", "decision_threshold", "embed_query", "query_views", "search"]

@@ -1,0 +1,229 @@
+"""`search`: the stages run in order, in one of two modes.
+
+Verified (the default): candidates -> verify -> decide, with the query's local features
+extracted while the CNN embeds it; matches are decided on the confidence. Global only
+(``verify=False``): candidates ranked by similarity, matches decided on the similarity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.search.candidates import (
+    Candidate,
+    background_similarities,
+    embed_query,
+    look_up,
+    look_up_regions,
+    merge_region_candidates,
+    pool_candidates,
+    unexplained_regions,
+)
+from engine.search.decide import (
+    assign_regions,
+    below_threshold,
+    calibrate,
+    decision_threshold,
+    rank_by_confidence,
+    rank_by_similarity,
+)
+from engine.search.verify import rescore_matched_regions, verify_pairs
+from engine.services import Services
+from kernel.enums import ObjectStatus, ThresholdOn
+from kernel.schemas import RegionMatch, SearchHit, SearchResult
+from kernel.settings import MatchSettings
+from models.calibration import default_calibration
+from models.embedders import Embedder
+from models.images import DecodedImage
+from models.local_features import extract_local_features
+from models.regions import Box
+from storage.catalogue import Catalogue, PhotoRef
+from storage.index.base import VectorIndex
+
+__all__ = ["search"]
+
+
+@dataclass
+class _Ranked:
+    """What a mode hands back: candidates best first, the refs of their photos, and the
+    candidates that own a region of the query."""
+
+    candidates: list[Candidate]
+    refs: dict[int, PhotoRef]
+    owners: list[Candidate]
+
+
+def search(
+    services: Services,
+    query: DecodedImage,
+    *,
+    top_k: int = 10,
+    statuses: Sequence[ObjectStatus] | None = None,
+    institutions: Sequence[str] | None = None,
+    verify: bool | None = None,
+) -> SearchResult:
+    """Ranked catalogue objects for ``query``; ``verify`` overrides the setting."""
+    settings = services.settings.match
+    catalogue, index, embedder = services.catalogue, services.index, services.embedder
+    verify = settings.verify if verify is None else verify
+    allowed = None
+    if statuses or institutions:
+        allowed = catalogue.photo_ids_where(statuses=statuses, institutions=institutions)
+    size = max(index.size, 1)
+    k = min(max(top_k, settings.verify_top) * settings.photos_per_object, size)
+    threshold, threshold_on = decision_threshold(settings, verify=verify)
+    if verify:
+        ranked = _verified(
+            query,
+            embedder=embedder,
+            index=index,
+            catalogue=catalogue,
+            settings=settings,
+            k=k,
+            top=max(top_k, settings.verify_top),
+            allowed=allowed,
+            threshold=threshold,
+        )
+    else:
+        ranked = _global_only(
+            query,
+            embedder=embedder,
+            index=index,
+            catalogue=catalogue,
+            crops=settings.query_crops,
+            k=k,
+            top=top_k,
+            allowed=allowed,
+        )
+    hits = [
+        _hit(rank, cand, ranked.refs[cand.photo_id], threshold=threshold, on=threshold_on)
+        for rank, cand in enumerate(ranked.candidates[:top_k], start=1)
+    ]
+    return SearchResult(
+        query_sha256=query.sha256,
+        query_size=query.size,
+        threshold_on=threshold_on,
+        threshold=threshold,
+        verification=verify,
+        model=f"{embedder.name} {embedder.version}",
+        index_version=index.meta.version,
+        objects_searched=catalogue.count_objects_where(
+            statuses=statuses, institutions=institutions
+        ),
+        statuses=list(statuses) if statuses else None,
+        institutions=list(institutions) if institutions else None,
+        hits=hits,
+        regions=[
+            RegionMatch(
+                box=_pixels(o.region),
+                object_id=o.object_id,
+                confidence=round(o.confidence, 4),
+                inliers=o.inliers,
+            )
+            for o in ranked.owners
+            if o.region is not None
+        ],
+    )
+
+
+def _global_only(
+    query: DecodedImage,
+    *,
+    embedder: Embedder,
+    index: VectorIndex,
+    catalogue: Catalogue,
+    crops: Sequence[float],
+    k: int,
+    top: int,
+    allowed: np.ndarray | None,
+) -> _Ranked:
+    vectors = embed_query(embedder, query.image, crops)
+    whole, refs = look_up(index, catalogue, vectors, k=k, allowed=allowed)
+    candidates = pool_candidates(whole=whole, regions=[], top=top, refs=refs)
+    rank_by_similarity(candidates)
+    return _Ranked(candidates=candidates, refs=refs, owners=[])
+
+
+def _verified(
+    query: DecodedImage,
+    *,
+    embedder: Embedder,
+    index: VectorIndex,
+    catalogue: Catalogue,
+    settings: MatchSettings,
+    k: int,
+    top: int,
+    allowed: np.ndarray | None,
+    threshold: float,
+) -> _Ranked:
+    """Candidates of the whole photo, verified; then those of the regions that no verified
+    match explains yet (the other objects of a multi-object photo), verified too; then
+    calibrated, and those still below the threshold calibrated again with the similarity of
+    their matched region."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artmatch-sift") as worker:
+        # OpenCV extracts the query's keypoints while the CNN embeds it.
+        features_job = worker.submit(extract_local_features, query.to_array())
+        vectors = embed_query(embedder, query.image, settings.query_crops)
+        features = features_job.result()
+    whole, refs = look_up(index, catalogue, vectors, k=k, allowed=allowed)
+
+    candidates = pool_candidates(whole=whole, regions=[], top=top, refs=refs)
+    verify_pairs(features, catalogue, candidates)
+    boxes = unexplained_regions(
+        query.to_array(), max_regions=settings.max_regions, candidates=candidates
+    )
+    if boxes:
+        regions, refs = look_up_regions(
+            embedder, index, catalogue, query.image, boxes, k=k, allowed=allowed, refs=refs
+        )
+        pooled = pool_candidates(whole=whole, regions=regions, top=top, refs=refs)
+        kept, new = merge_region_candidates(candidates, pooled)
+        verify_pairs(features, catalogue, new, mirror_top=0)
+        candidates = kept + new
+
+    background = None
+    if allowed is not None:
+        exclude = {c.object_id for c in candidates}
+        background = background_similarities(index, catalogue, vectors, exclude=exclude)
+    calibration = default_calibration()
+    calibrate(candidates, calibration, background=background)
+    below = below_threshold(candidates, threshold)
+    if rescore_matched_regions(embedder, catalogue, query.image, below):
+        calibrate(candidates, calibration, background=background)
+    rank_by_confidence(candidates)
+    return _Ranked(candidates=candidates, refs=refs, owners=assign_regions(candidates, threshold))
+
+
+def _hit(
+    rank: int, cand: Candidate, ref: PhotoRef, *, threshold: float, on: ThresholdOn
+) -> SearchHit:
+    verified_mode = on is ThresholdOn.CONFIDENCE
+    box = cand.verification.query_box if cand.verified and cand.verification else None
+    return SearchHit(
+        rank=rank,
+        object_id=cand.object_id,
+        institution=ref.institution,
+        status=ref.status,
+        title=ref.title,
+        maker=ref.maker,
+        similarity=round(cand.similarity, 4),
+        confidence=round(cand.confidence, 4) if verified_mode else None,
+        margin=round(cand.margin, 4) if cand.verification is not None else None,
+        inliers=cand.inliers if cand.verification is not None else None,
+        verified=cand.verified,
+        region=_pixels(box) if box else None,
+        is_match=(cand.confidence if verified_mode else cand.similarity) >= threshold,
+        photo_id=cand.photo_id,
+        photo_view=ref.view,
+        thumbnail_key=ref.thumbnail_key,
+        loss_date=ref.loss_date,
+        loss_reference=ref.loss_reference,
+    )
+
+
+def _pixels(box: Box) -> tuple[int, int, int, int]:
+    return (int(box.x0), int(box.y0), int(box.x1), int(box.y1))
