@@ -14,9 +14,10 @@ test:  ## install everything and run the whole suite (what CI runs)
 unit:  ## fast tests only
 	$(PY) -m pytest -q -m "not integration and not slow"
 
-lint:
+lint:  ## ruff and mypy, as CI runs them
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 bench:  ## figures on ../shared/eval (about half an hour)
 	bash scripts/benchmark.sh

@@ -185,7 +185,7 @@ def _check_one(
             "is_hit": bool(matches),
             "best_object_id": best.object_id if best else None,
             # The catalogue's column keeps its name; it holds the best hit's similarity.
-            "best_score": best.similarity if best else None,
+            "best_similarity": best.similarity if best else None,
             "matches_json": json.dumps(matches),
         },
         replace=True,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything and run the whole test suite: lint, unit tests, and integration tests
+# Install everything and run the whole test suite: lint (ruff, mypy), unit tests, and integration tests
 # against real servers on loopback (PostgreSQL, a Ceph RADOS S3 gateway, headless Chromium),
 # all installed from Debian's packages and started here.
 set -euo pipefail
@@ -19,4 +19,6 @@ set -a
 set +a
 
 ruff check .
+ruff format --check .
+mypy
 python -m pytest -q "$@"

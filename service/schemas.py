@@ -204,7 +204,7 @@ class SearchLogOut(BaseModel):
     filters: dict[str, Any]
     matches: int
     top_object_id: str | None
-    top_score: float | None
+    top_similarity: float | None
 
 
 # -- batch jobs ----------------------------------------------------------------------------

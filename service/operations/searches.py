@@ -55,7 +55,7 @@ async def run_search(
             filters={"statuses": statuses or None, "institutions": institutions or None},
             matches=len(result.matches),
             top_object_id=top.object_id if top else None,
-            top_score=top.similarity if top else None,
+            top_similarity=top.similarity if top else None,
         )
         hits = [
             SearchHitOut(

@@ -184,7 +184,7 @@ class ListingCheck(Base):
     is_hit: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text)
     best_object_id: Mapped[str | None] = mapped_column(String(200))
-    best_score: Mapped[float | None] = mapped_column(Float)
+    best_similarity: Mapped[float | None] = mapped_column(Float)
     #: JSON list of the matching objects with scores.
     matches_json: Mapped[str] = mapped_column(Text, default="[]")
     model_version: Mapped[str] = mapped_column(String(200))

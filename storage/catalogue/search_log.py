@@ -36,7 +36,7 @@ class SearchLogRow(Base):
     filters_json: Mapped[str] = mapped_column(Text, default="{}")
     matches: Mapped[int] = mapped_column(Integer, default=0)
     top_object_id: Mapped[str | None] = mapped_column(String(200))
-    top_score: Mapped[float | None] = mapped_column(Float)
+    top_similarity: Mapped[float | None] = mapped_column(Float)
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class SearchLogRecord:
     filters: dict[str, Any]
     matches: int
     top_object_id: str | None
-    top_score: float | None
+    top_similarity: float | None
 
 
 def _search(r: SearchLogRow) -> SearchLogRecord:
@@ -62,7 +62,7 @@ def _search(r: SearchLogRow) -> SearchLogRecord:
         filters=json.loads(r.filters_json or "{}"),
         matches=r.matches,
         top_object_id=r.top_object_id,
-        top_score=r.top_score,
+        top_similarity=r.top_similarity,
     )
 
 
@@ -78,7 +78,7 @@ class SearchLog(Repository):
         filters: dict[str, Any],
         matches: int,
         top_object_id: str | None,
-        top_score: float | None,
+        top_similarity: float | None,
     ) -> int:
         with self._session() as session:
             row = SearchLogRow(
@@ -89,7 +89,7 @@ class SearchLog(Repository):
                 filters_json=json.dumps(filters, default=str),
                 matches=matches,
                 top_object_id=top_object_id,
-                top_score=top_score,
+                top_similarity=top_similarity,
             )
             session.add(row)
             session.flush()

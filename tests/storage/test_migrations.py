@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 from kernel.errors import ConfigError
 from kernel.schemas import ObjectCreate
 from storage.catalogue import create_catalogue
-from storage.catalogue.orm import Base
 from storage.migrate import (
     BASELINE_REVISION,
     UPGRADE_COMMAND,
@@ -111,11 +110,21 @@ def test_db_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         get_settings.cache_clear()
 
 
+def _pre_migration_database(url: str, like: str):  # type: ignore[no-untyped-def]
+    """A database as the pre-migration code's ``create_all`` left it: the tables of revision
+    ``like`` (0001 was written to match them; 0002 adds the service's), and no revision."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(connection=conn), like)
+        conn.execute(text("DROP TABLE alembic_version"))
+    return engine
+
+
 def test_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
     # The pre-migration code made its tables with create_all; their rows must survive.
     url = _sqlite(tmp_path)
-    engine = create_engine(url)
-    Base.metadata.create_all(engine, tables=[Base.metadata.tables[t] for t in _BASELINE_TABLES])
+    engine = _pre_migration_database(url, "0001")
+    assert _tables(url) == set(_BASELINE_TABLES)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO institutions (name, created_at) VALUES ('m', '2024-01-01')"))
     engine.dispose()
@@ -134,9 +143,7 @@ def test_database_from_before_migrations_is_adopted(tmp_path: Path) -> None:
 
 def test_database_from_before_migrations_with_service_tables_is_adopted(tmp_path: Path) -> None:
     url = _sqlite(tmp_path)
-    engine = create_engine(url)
-    target_metadata().create_all(engine)
-    engine.dispose()
+    _pre_migration_database(url, "0002").dispose()
     raw = create_catalogue(url, check_schema=False)
     assert upgrade(raw.engine) == (None, head_revision())
     raw.close()

@@ -160,7 +160,7 @@ def _check(listing_id: str, *, error: str | None = None, score: float = 0.7) -> 
         "is_hit": error is None,
         "error": error,
         "best_object_id": "A-1" if error is None else None,
-        "best_score": score if error is None else None,
+        "best_similarity": score if error is None else None,
         "matches_json": '[{"object_id": "A-1", "score": 0.7}]' if error is None else "[]",
         "model_version": "fake/1",
     }
@@ -174,7 +174,7 @@ def test_listing_checks(cat: Catalogue) -> None:
     assert cat.checked_listing_ids(["L1", "L2", "L3"]) == {"L1"}
     rows = cat.listing_checks(["L2", "L1"])
     assert [r["listing_id"] for r in rows] == ["L2", "L1"]
-    assert rows[1]["best_score"] == pytest.approx(0.7)
+    assert rows[1]["best_similarity"] == pytest.approx(0.7)
     assert rows[1]["matches"] == [{"object_id": "A-1", "score": 0.7}]
     assert rows[1]["checked_at"] is not None
     cat.record_listing_check(_check("L2"), replace=True)

@@ -46,7 +46,7 @@ def test_each_aggregate_on_one_database(tmp_path: Path) -> None:
             filters={"status": ["stolen"]},
             matches=2,
             top_object_id="x",
-            top_score=0.95,
+            top_similarity=0.95,
         )
         assert log.get_search(search_id).filters == {"status": ["stolen"]}
         rows, total = log.search_log(offset=0, limit=10, username="alice")
