@@ -39,14 +39,8 @@ __all__ = [
 
 
 def account_public(a: AccountRecord) -> AccountPublic:
-    return AccountPublic(
-        id=a.id,
-        username=a.username,
-        role=a.role,
-        institution=a.institution,
-        active=a.active,
-        created_at=a.created_at,
-    )
+    # Reads the declared fields only: the password hash never leaves the storage layer.
+    return AccountPublic.model_validate(a, from_attributes=True)
 
 
 def whoami(principal: Principal) -> Whoami:
