@@ -7,6 +7,7 @@ from enum import StrEnum
 
 __all__ = [
     "LOST_STATUSES",
+    "Decision",
     "JobStatus",
     "ObjectStatus",
     "Role",
@@ -56,3 +57,16 @@ class ThresholdOn(StrEnum):
     CONFIDENCE = "confidence"
     #: The cosine similarity of the global descriptors (first stage alone).
     SIMILARITY = "similarity"
+
+
+class Decision(StrEnum):
+    """What a search says about one candidate object."""
+
+    #: Geometry verified: enough matching points under a plausible homography, in a region
+    #: of the photo consistent with the object. Evidence.
+    MATCH = "match"
+    #: Similar, not verified: the global descriptors are close but the geometry cannot prove
+    #: it (textureless works, small 3-D objects). A lead to check, never called a match.
+    LEAD = "lead"
+    #: Neither.
+    NONE = "none"

@@ -110,6 +110,9 @@ class SearchHit(BaseModel):
     verified: bool = False
     #: The matched region of the query photo, (x0, y0, x1, y1) in its pixels.
     region: tuple[int, int, int, int] | None = None
+    #: match (geometry verified), lead (similar, not verified) or none.
+    decision: Decision = Decision.NONE
+    #: ``decision == match``, kept for API clients written before `decision`.
     is_match: bool
     photo_id: int
     photo_view: str | None
@@ -145,4 +148,8 @@ class SearchResult(BaseModel):
 
     @property
     def matches(self) -> list[SearchHit]:
-        return [h for h in self.hits if h.is_match]
+        return [h for h in self.hits if h.decision is Decision.MATCH]
+
+    @property
+    def leads(self) -> list[SearchHit]:
+        return [h for h in self.hits if h.decision is Decision.LEAD]

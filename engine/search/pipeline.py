@@ -33,7 +33,7 @@ from engine.search.decide import (
 )
 from engine.search.verify import rescore_matched_regions, verify_pairs
 from engine.services import Services
-from kernel.enums import ObjectStatus, ThresholdOn
+from kernel.enums import Decision, ObjectStatus, ThresholdOn
 from kernel.schemas import RegionMatch, SearchHit, SearchResult
 from kernel.settings import MatchSettings
 from models.calibration import default_calibration
@@ -203,6 +203,8 @@ def _hit(
 ) -> SearchHit:
     verified_mode = on is ThresholdOn.CONFIDENCE
     box = cand.verification.query_box if cand.verified and cand.verification else None
+    passed = (cand.confidence if verified_mode else cand.similarity) >= threshold
+    decision = Decision.MATCH if passed else Decision.NONE
     return SearchHit(
         rank=rank,
         object_id=cand.object_id,
@@ -216,7 +218,8 @@ def _hit(
         inliers=cand.inliers if cand.verification is not None else None,
         verified=cand.verified,
         region=_pixels(box) if box else None,
-        is_match=(cand.confidence if verified_mode else cand.similarity) >= threshold,
+        decision=decision,
+        is_match=decision is Decision.MATCH,
         photo_id=cand.photo_id,
         photo_view=ref.view,
         thumbnail_key=ref.thumbnail_key,

@@ -1,0 +1,79 @@
+"""What a descriptor index is: the protocol the engine searches, and its metadata.
+
+A descriptor index holds the local descriptors (RootSIFT: float32, unit rows, 128-d) of every
+catalogue photo. Each descriptor is labelled with its photo id and its keypoint's position in
+that photo's stored `LocalFeatures`, so a query descriptor's neighbours name both the photo
+to vote for and the point to fit geometry with. Labels pack both into one int64:
+``photo_id * MAX_PER_PHOTO + keypoint``, so a photo's descriptors form one contiguous id range
+(removal by range, no side table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+__all__ = ["MAX_PER_PHOTO", "DescriptorIndex", "DescriptorMeta", "pack_ids", "unpack_ids"]
+
+#: Keypoints per photo the labels leave room for (stored features hold at most 1,000).
+MAX_PER_PHOTO = 4096
+
+
+def pack_ids(photo_id: int, count: int) -> np.ndarray:
+    """The labels of a photo's first ``count`` descriptors."""
+    if not 0 <= count <= MAX_PER_PHOTO:
+        raise ValueError(f"a photo may have at most {MAX_PER_PHOTO} descriptors, got {count}")
+    return np.int64(photo_id) * MAX_PER_PHOTO + np.arange(count, dtype=np.int64)
+
+
+def unpack_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(photo ids, keypoint indices) of ``labels``; -1 (no neighbour) stays -1 in both."""
+    labels = np.asarray(labels, dtype=np.int64)
+    missing = labels < 0
+    photos = np.where(missing, -1, labels // MAX_PER_PHOTO)
+    points = np.where(missing, -1, labels % MAX_PER_PHOTO)
+    return photos, points.astype(np.int32)
+
+
+@dataclass
+class DescriptorMeta:
+    #: The stored features these descriptors come from (`models.local_features.FEATURES_KEY`).
+    features_key: str
+    dim: int = 128
+    #: Bumped by every add and remove.
+    version: int = 0
+    #: `storage.index.base.fingerprint_ids` of the photo ids held, compared with the
+    #: catalogue's at start to decide whether the saved index can be trusted.
+    fingerprint: str = ""
+
+
+class DescriptorIndex(Protocol):
+    meta: DescriptorMeta
+
+    @property
+    def size(self) -> int:
+        """Descriptors held."""
+        ...
+
+    def photo_ids(self) -> np.ndarray:
+        """The distinct photo ids held, sorted."""
+        ...
+
+    def add(self, photo_id: int, descriptors: np.ndarray) -> None:
+        """Index one photo's descriptors (float32, N x dim, N <= MAX_PER_PHOTO); a photo
+        already held is replaced."""
+        ...
+
+    def remove(self, photo_ids: Sequence[int] | np.ndarray) -> int:
+        """Forget these photos; returns the number of descriptors removed."""
+        ...
+
+    def search(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each query descriptor its ``k`` nearest: (squared L2 distances float32 N x k,
+        photo ids int64 N x k, keypoint indices int32 N x k), nearest first, -1 where fewer."""
+        ...
+
+    def save(self) -> None: ...
