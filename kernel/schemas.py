@@ -10,7 +10,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernel.enums import ObjectStatus, ThresholdOn
+from kernel.enums import Decision, ObjectStatus, ThresholdOn
 
 __all__ = [
     "OBJECT_ID_FIELDS",
