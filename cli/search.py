@@ -10,6 +10,7 @@ from rich.table import Table
 
 from cli.app import app, err, open_services, out, progress_bar
 from cli.catalogue import parse_status
+from kernel.enums import Decision
 from kernel.errors import InvalidInput
 
 
@@ -65,6 +66,9 @@ def search(
         out.print(f"evidence: {path}")
 
 
+_DECISION_WORDS = {Decision.MATCH: "MATCH", Decision.LEAD: "lead", Decision.NONE: ""}
+
+
 def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
     searched = (
         f"{result.objects_searched} objects"
@@ -81,7 +85,7 @@ def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
         "confidence",
         "similarity",
         "inliers",
-        "match",
+        "decision",
         "status",
         "title",
         "region",
@@ -95,14 +99,29 @@ def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
             "" if h.confidence is None else f"{h.confidence:.3f}",
             f"{h.similarity:.3f}",
             "" if h.inliers is None else str(h.inliers),
-            "MATCH" if h.is_match else "",
+            _DECISION_WORDS[h.decision],
             h.status.value,
             h.title or "",
             "" if h.region is None else ",".join(map(str, h.region)),
         )
     out.print(table)
-    if not result.matches:
-        out.print("[bold]No match in the catalogue above the threshold.[/]")
+    for region in result.regions:
+        if region.also:
+            out.print(
+                f"[yellow]{region.object_id} and {', '.join(region.also)} verify on the same "
+                f"region {','.join(map(str, region.box))}: they may be one object catalogued "
+                "twice.[/]"
+            )
+    if result.matches:
+        return
+    if result.leads:
+        ids = ", ".join(h.object_id for h in result.leads)
+        out.print(
+            f"[bold]No match.[/] Only leads (similar, not verified by matching points): {ids}. "
+            "Check them by eye; they are no evidence."
+        )
+    else:
+        out.print("[bold]No match in the catalogue.[/]")
 
 
 def _write_evidence(services, image, result, directory: Path) -> list[Path]:  # type: ignore[no-untyped-def]

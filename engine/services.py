@@ -10,6 +10,7 @@ from kernel.errors import ArtmatchError
 from kernel.settings import Settings
 from storage.blobs import BlobStore, create_blob_store
 from storage.catalogue import Catalogue, create_catalogue
+from storage.descriptors.base import DescriptorIndex
 from storage.index.base import IndexMeta, VectorIndex, fingerprint_ids
 from storage.index.registry import create_index, index_type, load_index
 from storage.index.snapshots import latest_snapshot, load_snapshot, save_snapshot
@@ -33,6 +34,8 @@ class Services:
     index_rebuilt: bool = field(default=False)
     #: `IndexMeta.version` of the index as last snapshotted or loaded; None: never.
     snapshot_version: int | None = field(default=None)
+    #: Every catalogue photo's local descriptors (vote-and-verify retrieval).
+    descriptors: DescriptorIndex | None = field(default=None)
 
     def save_snapshot(self) -> None:
         """Snapshot the index to the blob store if it changed since the last snapshot (and

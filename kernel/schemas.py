@@ -99,14 +99,14 @@ class SearchHit(BaseModel):
     maker: str | None
     #: Cosine similarity of the global descriptors (first stage).
     similarity: float
-    #: Calibrated probability that this is the object (second stage); None when
-    #: verification is off (the decision then uses ``similarity``).
+    #: How much the geometric evidence proves (second stage): one minus the chance that
+    #: unrelated photos show this many matching points; None when verification is off.
     confidence: float | None
     #: Geometrically consistent local-feature matches with the catalogue photo.
     inliers: int | None = None
-    #: Similarity minus that of the nearest other object of the catalogue: how much this
-    #: candidate stands out (negative: something else looks closer).
-    margin: float | None = None
+    #: Keypoints stored for that catalogue photo (zero inliers say something only when both
+    #: photos have plenty).
+    photo_keypoints: int | None = None
     verified: bool = False
     #: The matched region of the query photo, (x0, y0, x1, y1) in its pixels.
     region: tuple[int, int, int, int] | None = None
@@ -128,6 +128,9 @@ class RegionMatch(BaseModel):
     object_id: str
     confidence: float
     inliers: int
+    #: Other objects that also verified on this region: they may be one object catalogued
+    #: twice (a registrar should look).
+    also: list[str] = []
 
 
 class SearchResult(BaseModel):
@@ -141,6 +144,8 @@ class SearchResult(BaseModel):
     model: str
     index_version: int
     objects_searched: int
+    #: Keypoints of the query photo used for pairwise verification (None without it).
+    query_keypoints: int | None = None
     statuses: list[ObjectStatus] | None
     institutions: list[str] | None
     hits: list[SearchHit]

@@ -92,10 +92,16 @@ class MatchSettings(BaseModel):
     verify_top: int = Field(default=10, ge=1, le=100)
     #: Candidate regions searched separately, for photos of several objects (0 = off).
     max_regions: int = Field(default=4, ge=0, le=16)
-    #: Confidence (calibrated probability) at or above which a candidate is reported as a
-    #: match when verification is on; the default is the one chosen with the calibration
-    #: (models/calibration.json).
-    confidence_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    #: Confidence (one minus the chance of that many matching points between unrelated
+    #: photos) at or above which a verified candidate is reported as a match; default from
+    #: models/calibration.json.
+    confidence_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    #: Similarity at or above which a candidate without geometric proof is reported as a
+    #: lead ("similar, not verified"); default from models/calibration.json.
+    lead_similarity: float | None = Field(default=None, ge=-1.0, le=1.0)
+    #: Local-descriptor retrieval (vote and verify over every catalogue photo's keypoints)
+    #: beside the CNN's candidates: finds the small, tilted objects of a seizure photo.
+    local_retrieval: bool = True
 
     @model_validator(mode="before")
     @classmethod

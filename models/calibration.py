@@ -1,136 +1,95 @@
-"""Turning a candidate's evidence into a match probability.
+"""How much a verified match proves, and when a candidate is a match, a lead or nothing.
 
-Three pieces of evidence per candidate object:
+A match is geometric proof: enough local-feature matches of the catalogue photo fit one
+plausible homography into the query (`models.verification`). The *confidence* of a match says
+how unlikely that many matching points are by chance: one minus the probability that an
+unrelated photo shows at least ``n`` of them, from the tail of the inlier counts that
+unrelated photos reach (queries of other objects, unrelated photos and bare backgrounds
+searched against catalogues of 10 to 1,000+ objects). That tail falls off exponentially, so it
+is stored as a line in log10: ``log10 P(inliers >= n | unrelated) = intercept + slope * n``.
+It depends on the pair alone, never on the catalogue's size or on which other objects it
+holds.
 
-- ``cosine``: global similarity of the CNN descriptors (its best photo, best query view);
-- ``inliers``: geometrically consistent local-feature matches (verification);
-- ``margin``: how much closer the candidate is than the nearest *other* object of the whole
-  catalogue (an object-level ratio test): a textureless monochrome canvas or a 3-D object
-  seen from another side can be the right answer without inliers, but only if nothing else
-  in the catalogue looks nearly as close.
+A candidate without geometric proof can still be a *lead* ("similar, not verified"): its
+global similarity is high and the geometry does not speak against it. Zero inliers is
+evidence against only when both photos have plenty of keypoints; textureless works and small
+3-D objects have few, and stay leads.
 
-A gradient-boosted model constrained to be monotone in all three is fitted offline by
-``scripts/calibrate.py`` and stored in ``calibration.json`` beside this file as a table over
-a regular grid, with the operating threshold chosen there for a target false-match rate and
-the provenance of both. At run time the table is interpolated (linearly), so more evidence
-never lowers the probability, and nothing but numpy and scipy is needed.
+`scripts/calibrate.py` fits these numbers and writes ``calibration.json`` beside this file,
+with its provenance; settings may override the thresholds.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from scipy.interpolate import RegularGridInterpolator
-
-__all__ = ["Calibration", "default_calibration", "features", "object_margins"]
+__all__ = ["Calibration", "default_calibration"]
 
 _DEFAULT_FILE = Path(__file__).with_name("calibration.json")
-
-
-def features(
-    cosine: np.ndarray | float, inliers: np.ndarray | float, margin: np.ndarray | float
-) -> np.ndarray:
-    """``(n, 3)`` array of ``[cosine, log1p(inliers), margin]``."""
-    cos, inl, gap = np.broadcast_arrays(
-        np.atleast_1d(np.asarray(cosine, dtype=np.float64)),
-        np.atleast_1d(np.asarray(inliers, dtype=np.float64)),
-        np.atleast_1d(np.asarray(margin, dtype=np.float64)),
-    )
-    return np.stack([cos, np.log1p(np.maximum(inl, 0.0)), gap], axis=1)
-
-
-def object_margins(cosines: np.ndarray, background: np.ndarray | None = None) -> np.ndarray:
-    """Each object's cosine minus the best cosine of any other object.
-
-    ``cosines`` are the candidates' (one per object); ``background`` the best cosines of
-    further objects of the catalogue that are not candidates (e.g. outside a status filter),
-    which every candidate must beat too.
-    """
-    cos = np.asarray(cosines, dtype=np.float64)
-    pool = cos if background is None else np.concatenate([cos, np.asarray(background, float)])
-    if len(cos) == 0:
-        return cos
-    if len(pool) < 2:
-        # Nothing else to compare with: no evidence of distinctiveness either way.
-        return np.zeros_like(cos)
-    order = np.argsort(-pool)
-    best, second = pool[order[0]], pool[order[1]]
-    # The nearest other object of the best is the second; of every other, the best.
-    return cos - np.where(cos >= best, second, best)
+#: Confidence is capped below 1: no finite evidence is certainty.
+_MAX_CONFIDENCE = 0.9999
 
 
 @dataclass(frozen=True)
 class Calibration:
-    #: Grid axes, each increasing: cosine, log1p(inliers), margin.
-    axes: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
-    #: Probabilities over the grid, nested lists of shape ``len(axes[0]) x ... x len(axes[2])``.
-    table: tuple
-    #: Probability at or above which a candidate is reported as a match.
+    #: ``log10 P(inliers >= n | unrelated pair) = tail_intercept + tail_slope * n``.
+    tail_intercept: float
+    tail_slope: float
+    #: Confidence at or above which a verified candidate is a match.
     threshold: float
+    #: Similarity at or above which an unverified, uncontradicted candidate is a lead.
+    lead_similarity: float
+    #: Keypoints both photos need before zero inliers count against a lead.
+    evidence_keypoints: int
     #: Where the fit came from and what it achieved (for the record).
     provenance: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        table = np.asarray(self.table, dtype=np.float64)
-        if table.shape != tuple(len(a) for a in self.axes):
-            raise ValueError("calibration table does not fit its axes")
-        for axis in range(table.ndim):
-            if np.any(np.diff(table, axis=axis) < -1e-9):
-                raise ValueError("calibration table must be monotone in every feature")
-        if np.any((table < 0) | (table > 1)):
-            raise ValueError("calibration table must hold probabilities")
+        if self.tail_slope >= 0:
+            raise ValueError("the inlier tail must fall: tail_slope < 0")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("threshold must be a confidence in (0, 1)")
 
-    @cached_property
-    def _interpolate(self) -> RegularGridInterpolator:
-        # scipy.interpolate takes a quarter of a second to import: only when first needed.
-        from scipy.interpolate import RegularGridInterpolator
+    def chance(self, inliers: np.ndarray | float) -> np.ndarray:
+        """Probability that an unrelated pair shows at least ``inliers`` matching points."""
+        n = np.maximum(np.atleast_1d(np.asarray(inliers, dtype=np.float64)), 0.0)
+        return np.clip(10.0 ** (self.tail_intercept + self.tail_slope * n), 0.0, 1.0)
 
-        return RegularGridInterpolator(
-            tuple(np.asarray(a) for a in self.axes),
-            np.asarray(self.table, dtype=np.float64),
-            method="linear",
-            bounds_error=False,
-            fill_value=None,
-        )
+    def confidence(self, inliers: np.ndarray | float) -> np.ndarray:
+        """One minus `chance`: monotone in the inliers, 0 without any."""
+        return np.clip(1.0 - self.chance(inliers), 0.0, _MAX_CONFIDENCE)
 
-    def probability(
-        self,
-        cosine: np.ndarray | float,
-        inliers: np.ndarray | float,
-        margin: np.ndarray | float,
-    ) -> np.ndarray:
-        x = features(cosine, inliers, margin)
-        for i, axis in enumerate(self.axes):
-            # Beyond the grid the edge values hold (clip, rather than extrapolate).
-            x[:, i] = np.clip(x[:, i], axis[0], axis[-1])
-        return np.clip(self._interpolate(x), 0.0, 1.0)
+    def inliers_for(self, confidence: float) -> float:
+        """The inlier count at which `confidence` reaches ``confidence``."""
+        return (np.log10(1.0 - confidence) - self.tail_intercept) / self.tail_slope
 
     def to_json(self) -> str:
         return json.dumps(
             {
+                "tail_intercept": round(self.tail_intercept, 5),
+                "tail_slope": round(self.tail_slope, 5),
                 "threshold": self.threshold,
+                "lead_similarity": round(self.lead_similarity, 4),
+                "evidence_keypoints": self.evidence_keypoints,
                 "provenance": self.provenance,
-                "axes": [[round(v, 4) for v in a] for a in self.axes],
-                "table": np.round(np.asarray(self.table), 4).tolist(),
             },
-            separators=(",", ":"),
+            indent=1,
         )
 
     @classmethod
     def from_file(cls, path: Path) -> Calibration:
         raw = json.loads(Path(path).read_text())
-        axes = tuple(tuple(float(v) for v in a) for a in raw["axes"])
         return cls(
-            axes=axes,  # type: ignore[arg-type]
-            table=raw["table"],
+            tail_intercept=float(raw["tail_intercept"]),
+            tail_slope=float(raw["tail_slope"]),
             threshold=float(raw["threshold"]),
+            lead_similarity=float(raw["lead_similarity"]),
+            evidence_keypoints=int(raw["evidence_keypoints"]),
             provenance=dict(raw.get("provenance", {})),
         )
 

@@ -32,7 +32,11 @@ __all__ = [
     "DEFAULT_METHOD",
     "METHODS",
     "LocalFeatures",
+    "QUERY_CONTRAST_THRESHOLD",
+    "QUERY_MAX_KEYPOINTS",
+    "QUERY_MAX_SIDE",
     "extract_local_features",
+    "extract_query_features",
     "matching_descriptors",
     "mirror_descriptors",
 ]
@@ -44,7 +48,15 @@ DEFAULT_MAX_KEYPOINTS = 1000
 #: Names the stored features: a change of method or parameters means re-extraction.
 FEATURES_KEY = f"{DEFAULT_METHOD}/{DEFAULT_MAX_SIDE}/{DEFAULT_MAX_KEYPOINTS}"
 
+#: A query photo is described more finely than a catalogue photo: it may hold several small,
+#: tilted objects, each needing enough keypoints of its own (see `extract_query_features`).
+QUERY_MAX_SIDE = 1000
+QUERY_MAX_KEYPOINTS = 4000
+QUERY_CONTRAST_THRESHOLD = 0.02
+
 _FORMAT_VERSION = 1
+#: OpenCV's default contrast threshold for SIFT (what catalogue photos are described with).
+_SIFT_CONTRAST = 0.04
 # Below this the detectors find almost nothing and the resize arithmetic gets silly.
 _MIN_SIDE = 16
 
@@ -143,8 +155,14 @@ def extract_local_features(
     method: str = DEFAULT_METHOD,
     max_side: int = DEFAULT_MAX_SIDE,
     max_keypoints: int = DEFAULT_MAX_KEYPOINTS,
+    contrast_threshold: float | None = None,
 ) -> LocalFeatures:
-    """Detect and describe keypoints; the image is shrunk to `max_side` for speed only."""
+    """Detect and describe keypoints; the image is shrunk to `max_side` for speed only.
+
+    ``contrast_threshold`` (SIFT family; OpenCV's default 0.04) lower finds more, weaker
+    keypoints: what a query needs to find small, tilted objects in a cluttered photo. The
+    keypoints then come strongest first, so a prefix is the best smaller set.
+    """
     if method not in METHODS:
         raise InvalidInput(f"unknown local feature method {method!r}; valid: {METHODS}")
     if max_side < _MIN_SIDE or max_keypoints < 1:
@@ -163,8 +181,14 @@ def extract_local_features(
     if method == "orb":
         detector = cv2.ORB.create(nfeatures=max_keypoints, scaleFactor=1.2, nlevels=8)
     else:
-        detector = cv2.SIFT.create(nfeatures=max_keypoints)
+        detector = cv2.SIFT.create(
+            nfeatures=max_keypoints,
+            contrastThreshold=_SIFT_CONTRAST if contrast_threshold is None else contrast_threshold,
+        )
     keypoints, descriptors = detector.detectAndCompute(gray, None)
+    if contrast_threshold is not None and descriptors is not None and keypoints:
+        order = np.argsort([-kp.response for kp in keypoints], kind="stable")
+        keypoints, descriptors = [keypoints[i] for i in order], descriptors[order]
     if descriptors is None or not keypoints:
         dim = 32 if method == "orb" else 128
         descriptors = np.zeros((0, dim), dtype=np.uint8)
@@ -224,3 +248,19 @@ def mirror_descriptors(descriptors: np.ndarray) -> np.ndarray:
     if descriptors.ndim != 2 or descriptors.shape[1] != 128:
         raise InvalidInput("mirroring needs 128-dimensional SIFT-family descriptors")
     return descriptors[:, _MIRROR_PERMUTATION]
+
+
+def extract_query_features(image_rgb: np.ndarray) -> LocalFeatures:
+    """The local features of a query photo: RootSIFT at up to 1,000 px, up to 4,000
+    keypoints with half OpenCV's contrast threshold, strongest first.
+
+    A catalogue photo shows one object filling the frame (640 px, 1,000 keypoints suffice); a
+    seized lot shows several, each small. Issue 9's reference run measured 0.967 of the
+    seizure-lot objects found with these settings against 0.55 before.
+    """
+    return extract_local_features(
+        image_rgb,
+        max_side=QUERY_MAX_SIDE,
+        max_keypoints=QUERY_MAX_KEYPOINTS,
+        contrast_threshold=QUERY_CONTRAST_THRESHOLD,
+    )

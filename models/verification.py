@@ -21,7 +21,7 @@ from kernel.errors import InvalidInput
 from models.local_features import LocalFeatures, matching_descriptors, mirror_descriptors
 from models.regions import Box
 
-__all__ = ["DEFAULT_RATIO", "MIN_INLIERS", "Verification", "verify"]
+__all__ = ["DEFAULT_RATIO", "MIN_INLIERS", "Verification", "fit_instances", "fit_pairs", "verify"]
 
 DEFAULT_RATIO = 0.8
 #: Inliers at which a pair counts as the same object. Measured on museum-paintings (1,120
@@ -55,6 +55,8 @@ class Verification:
     #: Bounding box of `query_quad` clipped to the query: the matched region.
     query_box: Box | None = None
     mirrored: bool = False
+    #: The inlier matches as (query keypoint index, candidate keypoint index) rows.
+    pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
     @property
     def inlier_ratio(self) -> float:
@@ -183,6 +185,18 @@ def _attempt(
     mirrored: bool,
 ) -> Verification:
     pairs = _ratio_matches(query_desc, cand_desc, ratio=ratio, binary=query.method == "orb")
+    return fit_pairs(query, candidate, pairs, mirrored=mirrored)
+
+
+def fit_pairs(
+    query: LocalFeatures,
+    candidate: LocalFeatures,
+    pairs: np.ndarray,
+    *,
+    mirrored: bool = False,
+) -> Verification:
+    """Fit the geometry of putative matches ``pairs`` ((query index, candidate index) rows,
+    from a ratio test or from a descriptor index's votes) and keep its inliers."""
     if len(pairs) < _MIN_MATCHES:
         return Verification(matches_after_ratio=len(pairs), mirrored=mirrored)
     query_pts = query.keypoints[pairs[:, 0]].astype(np.float64)
@@ -226,7 +240,40 @@ def _attempt(
         query_quad=quad,
         query_box=box if box.area > 0 else None,
         mirrored=mirrored,
+        pairs=pairs[inlier_mask],
     )
+
+
+def fit_instances(
+    query: LocalFeatures,
+    candidate: LocalFeatures,
+    pairs: np.ndarray,
+    *,
+    max_instances: int = 2,
+) -> list[Verification]:
+    """Every copy of ``candidate`` in ``query``: fit, then fit again on the putative matches
+    the verified copies do not explain (a second copy of a print, a pair of icons).
+
+    Returns the verified copies (`Verification.is_match`), best first, or the one best
+    unverified attempt when there is none (its inliers are still evidence).
+    """
+    found: list[Verification] = []
+    remaining = pairs
+    best = Verification(matches_after_ratio=len(pairs))
+    for _ in range(max_instances):
+        result = fit_pairs(query, candidate, remaining)
+        if result.inliers > best.inliers and not found:
+            best = result
+        if not result.is_match:
+            break
+        found.append(result)
+        used = {int(q) for q in result.pairs[:, 0]}
+        remaining = np.array(
+            [p for p in remaining if int(p[0]) not in used], dtype=np.int64
+        ).reshape(-1, 2)
+        if len(remaining) < MIN_INLIERS:
+            break
+    return found or [best]
 
 
 def verify(

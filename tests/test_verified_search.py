@@ -1,5 +1,5 @@
-"""The second stage through the real pipeline: real CNN, local features, geometry and the
-shipped calibration (its decisions only make sense on the cosines of the real model)."""
+"""The second stage through the real pipeline: real CNN, local features, geometry, the
+descriptor index and the shipped calibration."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from engine.evidence import evidence_png
 from engine.search import search
 from ingest.catalogue_csv import iter_items, read_catalogue_csv
 from ingest.photos import ingest_photos
-from kernel.enums import ThresholdOn
-from models.calibration import Calibration, default_calibration, object_margins
+from kernel.enums import Decision, ThresholdOn
+from models.calibration import Calibration, default_calibration
 from models.images import decode_image
 from tests.utils.catalogue import write_catalogue
 from tests.utils.images import jpeg_bytes, photographed, textured_object
@@ -95,28 +95,21 @@ def test_verification_can_be_turned_off(catalogue) -> None:
 
 def test_calibration_is_monotone_and_bounded() -> None:
     cal = default_calibration()
-    cos = np.linspace(-1, 1, 41)
-    for inliers in (0, 5, 12, 50, 500):
-        for margin in (-0.2, 0.0, 0.1, 0.3):
-            p = cal.probability(cos, inliers, margin)
-            assert np.all(np.diff(p) >= -1e-12) and np.all((p >= 0) & (p <= 1))
-    inl = np.arange(0, 300)
-    assert np.all(np.diff(cal.probability(0.5, inl, 0.0)) >= -1e-12)
-    assert np.all(np.diff(cal.probability(0.7, 0, np.linspace(-0.5, 0.5, 50))) >= -1e-12)
+    inliers = np.arange(0, 500)
+    confidence = cal.confidence(inliers)
+    assert np.all(np.diff(confidence) >= 0) and np.all((confidence >= 0) & (confidence < 1))
+    assert confidence[0] == 0.0  # no matching point proves nothing
     assert 0 < cal.threshold < 1
-    with pytest.raises(ValueError, match="monotone"):
+    # a match needs at least MIN_INLIERS' worth of evidence
+    assert cal.inliers_for(cal.threshold) >= 12
+    with pytest.raises(ValueError, match="fall"):
         Calibration(
-            axes=((0.0, 1.0), (0.0, 1.0), (0.0,)),
-            table=[[[0.5], [0.4]], [[0.6], [0.7]]],
-            threshold=0.5,
+            tail_intercept=0.0,
+            tail_slope=0.1,
+            threshold=0.9,
+            lead_similarity=0.8,
+            evidence_keypoints=100,
         )
-
-
-def test_margin_is_measured_against_the_nearest_other_object() -> None:
-    assert object_margins(np.array([0.9, 0.8, 0.5])).tolist() == pytest.approx([0.1, -0.1, -0.4])
-    # look-alikes outside a status filter still count
-    assert object_margins(np.array([0.7]), np.array([0.75])).tolist() == pytest.approx([-0.05])
-    assert object_margins(np.array([0.7])).tolist() == [0.0]  # nothing to compare with
 
 
 def test_filtered_search_does_not_hide_look_alikes(catalogue) -> None:
@@ -125,10 +118,11 @@ def test_filtered_search_does_not_hide_look_alikes(catalogue) -> None:
 
     catalogue.catalogue.set_status("obj-1", StatusChange(status=ObjectStatus.STOLEN))
     # an unrelated photo, searched among stolen objects only: the one stolen object is the
-    # only candidate, but other catalogue objects look as close, so it is no match
+    # only candidate, and without geometric proof it is neither a match nor (both photos
+    # being full of keypoints that do not match) a lead
     result = search(catalogue, _query(textured_object(777)), statuses=[ObjectStatus.STOLEN])
     assert [h.object_id for h in result.hits] == ["obj-1"]
-    assert not result.hits[0].is_match and result.hits[0].margin <= 0.05
+    assert not result.hits[0].is_match and result.hits[0].decision is Decision.NONE
     # a real photo of it is
     result = search(
         catalogue, _query(photographed(textured_object(1), seed=9)), statuses=[ObjectStatus.STOLEN]

@@ -12,12 +12,13 @@ Inputs are what each step uses: the embedder, the index, and a lookup of catalog
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 from PIL import Image
 
+from kernel.enums import Decision
 from models.embedders import Embedder
 from models.regions import Box, propose_regions
 from models.verification import Verification
@@ -28,7 +29,6 @@ __all__ = [
     "Candidate",
     "Neighbours",
     "PhotoRefs",
-    "background_similarities",
     "embed_query",
     "look_up",
     "look_up_regions",
@@ -46,9 +46,6 @@ Neighbours = tuple[np.ndarray, np.ndarray]
 _PER_REGION = 3
 #: Nearest photos fetched per region (a region brings only its few best objects).
 _REGION_K = 20
-#: Objects of the whole catalogue a filtered search's candidates are compared with.
-_BACKGROUND_K = 50
-_BACKGROUND_TOP = 5
 
 
 class PhotoRefs(Protocol):
@@ -68,12 +65,17 @@ class Candidate:
     similarity: float
     inliers: int = 0
     verification: Verification | None = None
-    #: Similarity minus that of the nearest other catalogue object.
-    margin: float = 0.0
-    #: Calibrated probability that this is the object; 0 until calibrated.
+    #: One minus the chance of its inliers between unrelated photos; 0 until decided.
     confidence: float = 0.0
     #: The region of the query this object owns (multi-object photos).
     region: Box | None = None
+    #: Further verified copies of the object in the query (two prints of one icon, say).
+    copies: list[Verification] = field(default_factory=list)
+    #: Keypoints of the verified catalogue photo: zero inliers mean something only when
+    #: both photos had plenty to match (`engine.search.decide`).
+    photo_keypoints: int | None = None
+    #: What the search says about it (`engine.search.decide`).
+    decision: Decision = Decision.NONE
 
     @property
     def verified(self) -> bool:
@@ -219,24 +221,3 @@ def merge_region_candidates(
         else:
             new.append(cand)
     return kept, new
-
-
-def background_similarities(
-    index: VectorIndex, photos: PhotoRefs, vectors: np.ndarray, *, exclude: set[str]
-) -> np.ndarray:
-    """Best similarities of the nearest objects of the whole catalogue outside ``exclude``.
-
-    A filtered search (only stolen objects, say) must not make a candidate look distinctive
-    because its look-alikes were filtered out.
-    """
-    k = min(index.size, _BACKGROUND_K)
-    if k == 0:
-        return np.zeros(0)
-    scores, ids = index.search(vectors, k)
-    refs = photos.photo_refs(int(i) for i in ids.ravel() if i >= 0)
-    best: dict[str, float] = {}
-    for score, pid in zip(scores.ravel(), ids.ravel(), strict=True):
-        ref = refs.get(int(pid))
-        if ref is not None and ref.object_id not in exclude:
-            best[ref.object_id] = max(best.get(ref.object_id, -1.0), float(score))
-    return np.array(sorted(best.values(), reverse=True)[:_BACKGROUND_TOP])

@@ -1,37 +1,73 @@
-"""Third stage: decide. The evidence on each candidate becomes its confidence, the
-candidates a ranking, and the confident verified ones the owners of the query's regions.
+"""Third stage: decide. Each candidate becomes a match (geometry verified), a lead (similar,
+not verified) or nothing; the candidates a ranking; the matches the owners of the query's
+regions.
 
-Confidence is the shipped calibration (`models.calibration`) of the similarity, the inliers
-and the margin (similarity minus that of the nearest other object). Because the calibration
-is monotone in all three, a candidate with no verification evidence keeps its global order:
-photos with few keypoints (small 3-D objects) are never ranked worse than by the CNN alone.
+- **Match:** a verified fit (at least `models.verification.MIN_INLIERS` inliers under a
+  plausible homography) in a region of the query at least `MIN_REGION_PX` on each side, whose
+  confidence (`models.calibration`: one minus the chance of that many inliers between
+  unrelated photos) reaches the threshold. Nothing else is ever called a match.
+- **Lead:** no such proof, a similarity at or above the lead threshold, and no evidence
+  against it: zero inliers count against a lead only where both photos had plenty of
+  keypoints to match (a textureless canvas or a small 3-D object has few).
+- Matches rank first (most confident), then leads, then the rest (most similar first).
 
-Nothing here reads storage or runs a model: inputs are the candidates, the calibration and
-settings values.
+Nothing depends on the other objects of the catalogue or on its size. Nothing here reads
+storage or runs a model: inputs are the candidates, the calibration and settings values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from engine.search.candidates import Candidate
-from kernel.enums import ThresholdOn
+from kernel.enums import Decision, ThresholdOn
 from kernel.settings import MatchSettings
-from models.calibration import Calibration, default_calibration, object_margins
+from models.calibration import Calibration, default_calibration
+from models.regions import Box
+from models.verification import Verification
 
 __all__ = [
+    "MIN_REGION_PX",
+    "DecisionRules",
+    "OwnedRegion",
     "assign_regions",
-    "below_threshold",
-    "calibrate",
+    "decide",
+    "decision_rules",
     "decision_threshold",
-    "rank_by_confidence",
+    "rank_by_decision",
     "rank_by_similarity",
 ]
 
 #: Two verified objects whose matched boxes overlap more than this share one region.
 _SAME_REGION_IOU = 0.5
+#: A matched region narrower or lower than this (query pixels) is no object.
+MIN_REGION_PX = 24
+#: Fewer inliers than this on a verified attempt is "none": evidence against a lead.
+_NO_INLIERS = 4
+
+_ORDER = {Decision.MATCH: 0, Decision.LEAD: 1, Decision.NONE: 2}
+
+
+@dataclass(frozen=True)
+class DecisionRules:
+    calibration: Calibration
+    #: Confidence a match needs.
+    threshold: float
+    #: Similarity a lead needs.
+    lead_similarity: float
+
+
+def decision_rules(settings: MatchSettings) -> DecisionRules:
+    """The shipped calibration with the settings' overrides."""
+    calibration = default_calibration()
+    return DecisionRules(
+        calibration=calibration,
+        threshold=settings.confidence_threshold or calibration.threshold,
+        lead_similarity=settings.lead_similarity or calibration.lead_similarity,
+    )
 
 
 def decision_threshold(
@@ -40,42 +76,52 @@ def decision_threshold(
     """The threshold a search decides matches with, and the quantity it applies to;
     ``verify`` overrides the setting."""
     if settings.verify if verify is None else verify:
-        threshold = settings.confidence_threshold or default_calibration().threshold
-        return threshold, ThresholdOn.CONFIDENCE
+        return decision_rules(settings).threshold, ThresholdOn.CONFIDENCE
     return settings.similarity_threshold, ThresholdOn.SIMILARITY
 
 
-def calibrate(
-    candidates: Sequence[Candidate],
-    calibration: Calibration,
-    *,
-    background: np.ndarray | None = None,
-) -> None:
-    """Margin and confidence of every candidate, in place.
-
-    ``background``: best similarities of catalogue objects that are not candidates (outside
-    a status or institution filter): a candidate must stand out from those too.
-    """
+def decide(candidates: Sequence[Candidate], rules: DecisionRules, *, query_keypoints: int) -> None:
+    """Confidence and decision of every candidate, in place."""
     if not candidates:
         return
-    similarities = np.array([c.similarity for c in candidates])
-    margins = object_margins(similarities, background)
-    confidences = calibration.probability(
-        similarities, np.array([c.inliers for c in candidates]), margins
+    confidences = rules.calibration.confidence(np.array([c.inliers for c in candidates]))
+    for cand, confidence in zip(candidates, confidences, strict=True):
+        cand.confidence = float(confidence)
+        if cand.verified and _region_ok(cand.verification) and confidence >= rules.threshold:
+            cand.decision = Decision.MATCH
+        elif cand.similarity >= rules.lead_similarity and not _contradicted(
+            cand, query_keypoints, rules.calibration.evidence_keypoints
+        ):
+            cand.decision = Decision.LEAD
+        else:
+            cand.decision = Decision.NONE
+
+
+def _region_ok(verification: Verification | None) -> bool:
+    box = verification.query_box if verification is not None else None
+    return box is not None and min(box.x1 - box.x0, box.y1 - box.y0) >= MIN_REGION_PX
+
+
+def _contradicted(cand: Candidate, query_keypoints: int, enough: int) -> bool:
+    """Geometry was tried with plenty of keypoints on both sides and found (almost) nothing."""
+    return (
+        cand.verification is not None
+        and cand.inliers < _NO_INLIERS
+        and (cand.photo_keypoints or 0) >= enough
+        and query_keypoints >= enough
     )
-    for cand, margin, p in zip(candidates, margins, confidences, strict=True):
-        cand.margin = float(margin)
-        cand.confidence = float(p)
 
 
-def below_threshold(candidates: Sequence[Candidate], threshold: float) -> list[Candidate]:
-    """The calibrated candidates whose confidence is below ``threshold``."""
-    return [c for c in candidates if c.confidence < threshold]
+def rank_by_decision(candidates: list[Candidate]) -> None:
+    """Matches (most confident, most inliers first), then leads, then the rest (most
+    similar first), in place (stable)."""
 
+    def key(c: Candidate) -> tuple[int, float, int, float]:
+        if c.decision is Decision.MATCH:
+            return (0, -c.confidence, -c.inliers, -c.similarity)
+        return (_ORDER[c.decision], 0.0, 0, -c.similarity)
 
-def rank_by_confidence(candidates: list[Candidate]) -> None:
-    """Most confident first, ties broken by similarity, in place (stable)."""
-    candidates.sort(key=lambda c: (-c.confidence, -c.similarity))
+    candidates.sort(key=key)
 
 
 def rank_by_similarity(candidates: list[Candidate]) -> None:
@@ -83,21 +129,41 @@ def rank_by_similarity(candidates: list[Candidate]) -> None:
     candidates.sort(key=lambda c: -c.similarity)
 
 
-def assign_regions(candidates: Sequence[Candidate], threshold: float) -> list[Candidate]:
-    """The matched objects that each own a region of the query, most confident first.
+@dataclass(frozen=True)
+class OwnedRegion:
+    """A region of the query, the object matched there, and other objects that verified
+    on the same region (they may be one object catalogued twice)."""
 
-    A verified match at or above the confidence ``threshold`` brings its matched box;
-    overlapping boxes are one region, held by the likelier object (the other stays in the
-    ranked list as an alternative).
+    box: Box
+    owner: Candidate
+    inliers: int
+    also: tuple[str, ...] = ()
+
+
+def assign_regions(candidates: Sequence[Candidate]) -> list[OwnedRegion]:
+    """The regions of the query that matches own, most confident first.
+
+    Each match brings its matched box and those of its further copies; a box overlapping an
+    owned one is the same region, held by the likelier object, and the other object is named
+    beside it.
     """
-    owners: list[Candidate] = []
-    for cand in sorted(candidates, key=lambda c: -c.confidence):
-        if cand.confidence < threshold or not cand.verified:
-            continue
-        box = cand.verification.query_box if cand.verification else None
-        if box is None or box.area <= 0:
-            continue
-        if all(box.iou(o.region) < _SAME_REGION_IOU for o in owners if o.region is not None):
-            cand.region = box
-            owners.append(cand)
-    return owners
+    owned: list[OwnedRegion] = []
+    matches = [c for c in candidates if c.decision is Decision.MATCH]
+    for cand in sorted(matches, key=lambda c: (-c.confidence, -c.inliers)):
+        assert cand.verification is not None
+        for fit in (cand.verification, *cand.copies):
+            box = fit.query_box
+            if box is None or box.area <= 0:
+                continue
+            for i, region in enumerate(owned):
+                if box.iou(region.box) >= _SAME_REGION_IOU:
+                    if cand.object_id != region.owner.object_id:
+                        owned[i] = OwnedRegion(
+                            region.box, region.owner, region.inliers, (*region.also, cand.object_id)
+                        )
+                    break
+            else:
+                if cand.region is None:
+                    cand.region = box
+                owned.append(OwnedRegion(box, cand, fit.inliers))
+    return owned

@@ -15,7 +15,6 @@ import numpy as np
 
 from engine.search.candidates import (
     Candidate,
-    background_similarities,
     embed_query,
     look_up,
     look_up_regions,
@@ -24,24 +23,26 @@ from engine.search.candidates import (
     unexplained_regions,
 )
 from engine.search.decide import (
+    OwnedRegion,
     assign_regions,
-    below_threshold,
-    calibrate,
+    decide,
+    decision_rules,
     decision_threshold,
-    rank_by_confidence,
+    rank_by_decision,
     rank_by_similarity,
 )
+from engine.search.local import merge_instances, vote_and_verify
 from engine.search.verify import rescore_matched_regions, verify_pairs
 from engine.services import Services
 from kernel.enums import Decision, ObjectStatus, ThresholdOn
 from kernel.schemas import RegionMatch, SearchHit, SearchResult
 from kernel.settings import MatchSettings
-from models.calibration import default_calibration
 from models.embedders import Embedder
 from models.images import DecodedImage
-from models.local_features import extract_local_features
+from models.local_features import DEFAULT_MAX_KEYPOINTS, extract_query_features
 from models.regions import Box
 from storage.catalogue import Catalogue, PhotoRef
+from storage.descriptors.base import DescriptorIndex
 from storage.index.base import VectorIndex
 
 __all__ = ["search"]
@@ -54,7 +55,8 @@ class _Ranked:
 
     candidates: list[Candidate]
     refs: dict[int, PhotoRef]
-    owners: list[Candidate]
+    owners: list[OwnedRegion]
+    query_keypoints: int | None = None
 
 
 def search(
@@ -81,12 +83,12 @@ def search(
             query,
             embedder=embedder,
             index=index,
+            descriptors=services.descriptors if settings.local_retrieval else None,
             catalogue=catalogue,
             settings=settings,
             k=k,
             top=max(top_k, settings.verify_top),
             allowed=allowed,
-            threshold=threshold,
         )
     else:
         ranked = _global_only(
@@ -111,6 +113,7 @@ def search(
         verification=verify,
         model=f"{embedder.name} {embedder.version}",
         index_version=index.meta.version,
+        query_keypoints=ranked.query_keypoints,
         objects_searched=catalogue.count_objects_where(
             statuses=statuses, institutions=institutions
         ),
@@ -119,13 +122,13 @@ def search(
         hits=hits,
         regions=[
             RegionMatch(
-                box=_pixels(o.region),
-                object_id=o.object_id,
-                confidence=round(o.confidence, 4),
+                box=_pixels(o.box),
+                object_id=o.owner.object_id,
+                confidence=round(o.owner.confidence, 4),
                 inliers=o.inliers,
+                also=list(o.also),
             )
             for o in ranked.owners
-            if o.region is not None
         ],
     )
 
@@ -153,49 +156,72 @@ def _verified(
     *,
     embedder: Embedder,
     index: VectorIndex,
+    descriptors: DescriptorIndex | None,
     catalogue: Catalogue,
     settings: MatchSettings,
     k: int,
     top: int,
     allowed: np.ndarray | None,
-    threshold: float,
 ) -> _Ranked:
-    """Candidates of the whole photo, verified; then those of the regions that no verified
-    match explains yet (the other objects of a multi-object photo), verified too; then
-    calibrated, and those still below the threshold calibrated again with the similarity of
-    their matched region."""
+    """The CNN's candidates verified pairwise, fused with the copies that local-descriptor
+    retrieval verified (every object of a seizure photo, however small), then decided.
+
+    Without a descriptor index the older route finds further objects: regions of the photo
+    that no verified match explains are searched with the CNN and verified too.
+    """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="artmatch-sift") as worker:
         # OpenCV extracts the query's keypoints while the CNN embeds it.
-        features_job = worker.submit(extract_local_features, query.to_array())
+        features_job = worker.submit(extract_query_features, query.to_array())
         vectors = embed_query(embedder, query.image, settings.query_crops)
         features = features_job.result()
+    # Pairwise verification needs no more than a catalogue photo's share of keypoints: the
+    # strongest of the query's (they come strongest first).
+    strongest = features.subset(np.arange(min(len(features), DEFAULT_MAX_KEYPOINTS)))
     whole, refs = look_up(index, catalogue, vectors, k=k, allowed=allowed)
 
     candidates = pool_candidates(whole=whole, regions=[], top=top, refs=refs)
-    verify_pairs(features, catalogue, candidates)
-    boxes = unexplained_regions(
-        query.to_array(), max_regions=settings.max_regions, candidates=candidates
-    )
-    if boxes:
-        regions, refs = look_up_regions(
-            embedder, index, catalogue, query.image, boxes, k=k, allowed=allowed, refs=refs
+    if descriptors is not None:
+        instances = vote_and_verify(
+            descriptors,
+            catalogue,
+            features,
+            allowed=None if allowed is None else {int(i) for i in allowed},
         )
-        pooled = pool_candidates(whole=whole, regions=regions, top=top, refs=refs)
-        kept, new = merge_region_candidates(candidates, pooled)
-        verify_pairs(features, catalogue, new, mirror_top=0)
-        candidates = kept + new
-
-    background = None
-    if allowed is not None:
-        exclude = {c.object_id for c in candidates}
-        background = background_similarities(index, catalogue, vectors, exclude=exclude)
-    calibration = default_calibration()
-    calibrate(candidates, calibration, background=background)
-    below = below_threshold(candidates, threshold)
-    if rescore_matched_regions(embedder, catalogue, query.image, below):
-        calibrate(candidates, calibration, background=background)
-    rank_by_confidence(candidates)
-    return _Ranked(candidates=candidates, refs=refs, owners=assign_regions(candidates, threshold))
+        candidates, refs = merge_instances(
+            candidates,
+            instances,
+            refs=refs,
+            photos=catalogue,
+            vectors=catalogue,
+            query_vectors=vectors,
+            model=(embedder.name, embedder.version),
+        )
+        # The CNN's candidates that retrieval did not verify get a pairwise attempt (a
+        # mirrored photo, an object whose keypoints were outvoted).
+        verify_pairs(strongest, catalogue, [c for c in candidates if c.verification is None])
+    else:
+        verify_pairs(strongest, catalogue, candidates)
+        boxes = unexplained_regions(
+            query.to_array(), max_regions=settings.max_regions, candidates=candidates
+        )
+        if boxes:
+            regions, refs = look_up_regions(
+                embedder, index, catalogue, query.image, boxes, k=k, allowed=allowed, refs=refs
+            )
+            pooled = pool_candidates(whole=whole, regions=regions, top=top, refs=refs)
+            kept, new = merge_region_candidates(candidates, pooled)
+            verify_pairs(strongest, catalogue, new, mirror_top=0)
+            candidates = kept + new
+    # A verified object's fair global evidence is the similarity of its own region.
+    rescore_matched_regions(embedder, catalogue, query.image, candidates)
+    decide(candidates, decision_rules(settings), query_keypoints=len(strongest))
+    rank_by_decision(candidates)
+    return _Ranked(
+        candidates=candidates,
+        refs=refs,
+        owners=assign_regions(candidates),
+        query_keypoints=len(strongest),
+    )
 
 
 def _hit(
@@ -203,8 +229,11 @@ def _hit(
 ) -> SearchHit:
     verified_mode = on is ThresholdOn.CONFIDENCE
     box = cand.verification.query_box if cand.verified and cand.verification else None
-    passed = (cand.confidence if verified_mode else cand.similarity) >= threshold
-    decision = Decision.MATCH if passed else Decision.NONE
+    if verified_mode:
+        decision = cand.decision
+    else:
+        # The global stage alone proves nothing: at most a lead.
+        decision = Decision.LEAD if cand.similarity >= threshold else Decision.NONE
     return SearchHit(
         rank=rank,
         object_id=cand.object_id,
@@ -214,8 +243,8 @@ def _hit(
         maker=ref.maker,
         similarity=round(cand.similarity, 4),
         confidence=round(cand.confidence, 4) if verified_mode else None,
-        margin=round(cand.margin, 4) if cand.verification is not None else None,
         inliers=cand.inliers if cand.verification is not None else None,
+        photo_keypoints=cand.photo_keypoints,
         verified=cand.verified,
         region=_pixels(box) if box else None,
         decision=decision,

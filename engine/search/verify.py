@@ -64,10 +64,10 @@ def verify_pairs(
     for position, cand in enumerate(by_similarity):
         data = features.get(cand.photo_id)
         if data is not None and len(query_features):
+            features_of_photo = LocalFeatures.from_bytes(data)
+            cand.photo_keypoints = len(features_of_photo)
             cand.verification = verify(
-                query_features,
-                LocalFeatures.from_bytes(data),
-                try_mirror=position < mirror_top,
+                query_features, features_of_photo, try_mirror=position < mirror_top
             )
             cand.inliers = cand.verification.inliers if cand.verification.model else 0
 
