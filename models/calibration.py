@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Calibration", "default_calibration"]
+__all__ = ["MAX_CONFIDENCE", "Calibration", "default_calibration"]
 
 _DEFAULT_FILE = Path(__file__).with_name("calibration.json")
 #: Confidence is capped below 1: no finite evidence is certainty.
-_MAX_CONFIDENCE = 0.9999
+MAX_CONFIDENCE = 1.0 - 1e-9
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Calibration:
     def __post_init__(self) -> None:
         if self.tail_slope >= 0:
             raise ValueError("the inlier tail must fall: tail_slope < 0")
-        if not 0.0 < self.threshold < 1.0:
+        if not 0.0 < self.threshold < MAX_CONFIDENCE:
             raise ValueError("threshold must be a confidence in (0, 1)")
 
     def chance(self, inliers: np.ndarray | float) -> np.ndarray:
@@ -62,7 +62,7 @@ class Calibration:
 
     def confidence(self, inliers: np.ndarray | float) -> np.ndarray:
         """One minus `chance`: monotone in the inliers, 0 without any."""
-        return np.clip(1.0 - self.chance(inliers), 0.0, _MAX_CONFIDENCE)
+        return np.clip(1.0 - self.chance(inliers), 0.0, MAX_CONFIDENCE)
 
     def inliers_for(self, confidence: float) -> float:
         """The inlier count at which `confidence` reaches ``confidence``."""

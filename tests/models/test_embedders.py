@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from kernel.errors import ConfigError
 from kernel.settings import EmbedderSettings
@@ -80,3 +81,15 @@ if __name__ == "__main__":
     vector = create_embedder(EmbedderSettings()).embed([textured_object(42)])[0]
     np.save(GOLDEN, vector.astype(np.float32))
     print(f"wrote {GOLDEN}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [(2000, 190), (190, 2000), (3000, 40), (40, 3000)])
+def test_very_wide_or_tall_photos_are_embedded(real_embedder, size: tuple[int, int]) -> None:
+    # Scrolls, swords, friezes, panoramas: once a crash in the network's first layers.
+    image = Image.fromarray(
+        (np.random.default_rng(0).random((size[1], size[0], 3)) * 255).astype(np.uint8)
+    )
+    vectors = real_embedder.embed([image])
+    assert vectors.shape == (1, real_embedder.dim)
+    assert np.isclose(np.linalg.norm(vectors[0]), 1.0, atol=1e-4)

@@ -61,6 +61,34 @@ def photographed(img: Image.Image, seed: int = 0) -> Image.Image:
     return recompress(out, quality=70)
 
 
+def tilted(
+    img: Image.Image, degrees: float, *, background: tuple[int, int, int] = (190, 185, 175)
+) -> Image.Image:
+    """The object seen ``degrees`` off its axis (turned about its vertical centre line, as
+    a painting photographed from the side), with a pinhole camera at 1.5 widths."""
+    w, h = img.size
+    f = 1.5 * w
+    a = np.radians(degrees)
+    corners = []
+    for x, y in [(0, 0), (w, 0), (w, h), (0, h)]:
+        # Turn the point about the vertical axis through the centre, then project.
+        dx, dy = x - w / 2, y - h / 2
+        X, Z = dx * np.cos(a), f + dx * np.sin(a)
+        corners.append((w / 2 + f * X / Z, h / 2 + f * dy / Z))
+    xs, ys = [c[0] for c in corners], [c[1] for c in corners]
+    ox, oy = min(xs) - 20, min(ys) - 20
+    out_w, out_h = int(max(xs) - ox + 20), int(max(ys) - oy + 20)
+    shifted = [(x - ox, y - oy) for x, y in corners]
+    coeffs = _perspective_coeffs([(0, 0), (w, 0), (w, h), (0, h)], shifted)
+    return img.transform(
+        (out_w, out_h),
+        Image.Transform.PERSPECTIVE,
+        coeffs,
+        Image.Resampling.BICUBIC,
+        fillcolor=background,
+    )
+
+
 def recompress(img: Image.Image, quality: int = 75) -> Image.Image:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
