@@ -50,10 +50,13 @@ def import_catalogue(
             err.print(f"[red]skipped[/] {o.message}", highlight=False)
         elif o.outcome is Outcome.DUPLICATE:
             err.print(f"[yellow]duplicate[/] {o.message}", highlight=False)
+        elif o.possible_duplicates:
+            err.print(f"[yellow]warning[/] {o.message}", highlight=False)
     failed = counts[Outcome.ERROR] + len(bad)
+    near = sum(bool(o.possible_duplicates) for o in outcomes)
     out.print(
         f"{counts[Outcome.ADDED]} photo(s) added, {counts[Outcome.DUPLICATE]} duplicate(s), "
-        f"{failed} bad row(s)"
+        f"{failed} bad row(s)" + (f", {near} possibly of another object" if near else "")
     )
     if failed:
         raise typer.Exit(1)
@@ -93,6 +96,8 @@ def add_photo(
     for o in outcomes:
         if o.outcome is Outcome.ADDED:
             out.print(f"added {o.source} as photo {o.photo_id} of {o.object_id}")
+            if o.possible_duplicates:
+                err.print(f"[yellow]warning[/] {o.message}", highlight=False)
         elif o.outcome is Outcome.DUPLICATE:
             out.print(f"[yellow]duplicate[/] {o.message}")
         else:

@@ -28,7 +28,7 @@ from kernel.settings import Settings
 from models.embedders import Embedder
 from models.images import decode_image
 
-__all__ = ["EvalReport", "eval_catalogue", "run_eval"]
+__all__ = ["EvalReport", "eval_catalogue", "run_eval", "unverified_objects", "wrong_matches"]
 
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".gif"}
 
@@ -45,9 +45,18 @@ class EvalReport:
     unknown_queries: int
     false_match_rate: float | None
     multi_object_recall: float | None
+    #: Queries (of all) that call an object not in their ground truth a match.
+    wrong_match_queries: int
+    #: Queries with objects where one of them is only a lead (similar, not verified).
+    unverified_lead_queries: int
     ingest_images_per_s: float
     query_ms: list[float] = field(repr=False)
     failures: list[str] = field(default_factory=list)
+
+    @property
+    def known_queries(self) -> int:
+        """Queries whose ground truth names at least one catalogue object."""
+        return self.queries - self.unknown_queries
 
     def as_dict(self) -> dict[str, object]:
         ms = np.asarray(self.query_ms) if self.query_ms else np.zeros(1)
@@ -66,6 +75,14 @@ class EvalReport:
             "multi_object_recall": None
             if self.multi_object_recall is None
             else round(self.multi_object_recall, 4),
+            "wrong_match_queries": self.wrong_match_queries,
+            "wrong_match_rate": round(self.wrong_match_queries / self.queries, 4)
+            if self.queries
+            else None,
+            "unverified_lead_queries": self.unverified_lead_queries,
+            "unverified_leads": round(self.unverified_lead_queries / self.known_queries, 4)
+            if self.known_queries
+            else None,
             "ingest_images_per_s": round(self.ingest_images_per_s, 2),
             "query_ms_p50": round(float(np.percentile(ms, 50)), 1),
             "query_ms_p95": round(float(np.percentile(ms, 95)), 1),
@@ -171,6 +188,17 @@ def run_eval(
         )
 
 
+def wrong_matches(result: SearchResult, expected: set[str]) -> list[str]:
+    """Objects the result calls a match that the query does not show."""
+    return [h.object_id for h in result.matches if h.object_id not in expected]
+
+
+def unverified_objects(result: SearchResult, expected: set[str]) -> set[str]:
+    """Objects the query shows that the result offers only as leads (never as a match)."""
+    matched = {h.object_id for h in result.matches}
+    return {h.object_id for h in result.leads if h.object_id in expected} - matched
+
+
 def _rank(result: SearchResult, expected: set[str]) -> float:
     found = [h.rank for h in result.hits if h.object_id in expected]
     return min(found) if found else np.inf
@@ -182,6 +210,7 @@ def _run_queries(  # type: ignore[no-untyped-def]
     ranks: list[float] = []
     global_ranks: list[float] = []
     unknown_hits: list[bool] = []
+    wrong = unverified = 0
     multi_found = multi_total = 0
     times: list[float] = []
     for n, query in enumerate(queries, start=1):
@@ -192,7 +221,9 @@ def _run_queries(  # type: ignore[no-untyped-def]
         image = decode_image(data, source=str(path), max_pixels=services.settings.max_image_pixels)
         result = search(services, image, top_k=10, verify=verify)
         times.append((time.perf_counter() - start) * 1000)
+        wrong += bool(wrong_matches(result, expected))
         if expected:
+            unverified += bool(unverified_objects(result, expected))
             ranks.append(_rank(result, expected))
             first = result if not verify else search(services, image, top_k=10, verify=False)
             global_ranks.append(_rank(first, expected))
@@ -213,6 +244,8 @@ def _run_queries(  # type: ignore[no-untyped-def]
         unknown_queries=len(unknown_hits),
         false_match_rate=float(np.mean(unknown_hits)) if unknown_hits else None,
         multi_object_recall=multi_found / multi_total if multi_total else None,
+        wrong_match_queries=wrong,
+        unverified_lead_queries=unverified,
         ingest_images_per_s=added / ingest_s if ingest_s > 0 else 0.0,
         query_ms=times,
         failures=failures,

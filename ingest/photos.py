@@ -9,17 +9,19 @@ each batch together with the fingerprint of the catalogue it reflects.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from itertools import islice
 
 import numpy as np
 
 from engine.services import Services
+from ingest import duplicates
+from ingest.duplicates import PossibleDuplicate
 from kernel.errors import ArtmatchError, Conflict
 from kernel.schemas import ObjectCreate
 from models.images import DecodedImage, decode_image, make_thumbnail
-from models.local_features import FEATURES_KEY, extract_local_features
+from models.local_features import FEATURES_KEY, LocalFeatures, extract_local_features
 from storage.catalogue import NewPhoto
 
 __all__ = ["IngestOutcome", "Outcome", "PhotoItem", "blob_keys", "ingest_photos", "sync_index"]
@@ -48,6 +50,9 @@ class IngestOutcome:
     message: str = ""
     object_id: str | None = None
     photo_id: int | None = None
+    #: Other objects an added photo verifies against: they may be one object (a warning,
+    #: described in ``message``; the photo is stored).
+    possible_duplicates: tuple[PossibleDuplicate, ...] = ()
 
 
 def blob_keys(sha256: str) -> tuple[str, str]:
@@ -117,9 +122,10 @@ def ingest_photos(
             continue
         vectors = services.embedder.embed([img.image for _, img, _ in decoded])
         added_ids, added_vecs = [], []
+        stored: list[tuple[IngestOutcome, duplicates.NewPhoto]] = []
         for (item, image, data), vector in zip(decoded, vectors, strict=True):
             try:
-                ref = _store(services, item, image, data, vector)
+                ref, features = _store(services, item, image, data, vector)
             except ArtmatchError as exc:
                 message = exc.message if isinstance(exc, Conflict) else str(exc)
                 message = f"{item.source}: {message}"
@@ -127,16 +133,27 @@ def ingest_photos(
                 continue
             added_ids.append(ref)
             added_vecs.append(vector)
-            report(IngestOutcome(item.source, Outcome.ADDED, "", item.record.object_id, ref))
+            outcome = IngestOutcome(item.source, Outcome.ADDED, "", item.record.object_id, ref)
+            stored.append(
+                (outcome, duplicates.NewPhoto(ref, item.record.object_id, vector, features))
+            )
         if added_ids:
             services.index.add(np.asarray(added_ids, dtype=np.int64), np.stack(added_vecs))
             sync_index(services)
+        # Reported once the batch is indexed, so that photos of one batch are checked
+        # against each other too.
+        found = duplicates.find(services, [photo for _, photo in stored])
+        for (outcome, photo), near in zip(stored, found, strict=True):
+            if near:
+                message = duplicates.duplicate_message(outcome.source, photo.object_id, near)
+                outcome = replace(outcome, message=message, possible_duplicates=tuple(near))
+            report(outcome)
     return outcomes
 
 
 def _store(
     services: Services, item: PhotoItem, image: DecodedImage, data: bytes, vector: np.ndarray
-) -> int:
+) -> tuple[int, LocalFeatures | None]:
     photo_key, thumb_key = blob_keys(image.sha256)
     if not services.blobs.exists(photo_key):
         services.blobs.put(photo_key, data, content_type=f"image/{image.format.lower()}")
@@ -144,7 +161,7 @@ def _store(
         thumb = make_thumbnail(image.image, max_side=services.settings.storage.thumbnail_px)
         services.blobs.put(thumb_key, thumb, content_type="image/jpeg")
     width, height = image.size
-    local = None
+    local = features = None
     if services.settings.match.verify:
         features = extract_local_features(image.to_array())
         local = (FEATURES_KEY, features.to_bytes())
@@ -165,4 +182,4 @@ def _store(
         vector=vector,
         local_features=local,
     )
-    return ref.photo_id
+    return ref.photo_id, features

@@ -170,12 +170,25 @@ class ObjectDetail(ObjectOut):
     history: list[StatusEventOut]
 
 
+class PossibleDuplicateOut(BaseModel):
+    """A stored photo of another object that an uploaded photo verifies against."""
+
+    object_id: str
+    photo_id: int
+    #: Geometrically consistent local-feature matches between the two photos.
+    inliers: int
+
+
 class UploadOutcome(BaseModel):
     filename: str
     #: "added", "duplicate" (the existing photo is returned) or "error".
     outcome: str
+    #: The error, or for an added photo the near-duplicate warning (empty when none).
     message: str = ""
     photo: PhotoOut | None = None
+    #: Other objects (that the caller may read) an added photo verifies against: they may be
+    #: one object catalogued twice. A warning: the photo is stored.
+    possible_duplicates: list[PossibleDuplicateOut] = []
 
 
 # -- search and audit ----------------------------------------------------------------------

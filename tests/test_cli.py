@@ -153,3 +153,23 @@ def test_help_lists_the_commands() -> None:
         "eval",
     ):
         assert command in result.output
+
+
+def test_add_photo_warns_of_a_photo_of_another_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARTMATCH_EMBEDDER__NAME", "fake")
+    home = tmp_path / "home"
+    painting = textured_object(5)
+    first, second = tmp_path / "a.jpg", tmp_path / "b.jpg"
+    first.write_bytes(jpeg_bytes(painting))
+    w, h = painting.size
+    second.write_bytes(jpeg_bytes(painting.crop((4, 4, w - 4, h - 4)).rotate(2)))
+    assert _run(home, "add-photo", "OBJ-A", str(first)).exit_code == 0
+    result = _run(home, "add-photo", "OBJ-B", str(second))
+    assert result.exit_code == 0, result.output
+    assert "added" in result.output
+    assert f"warning photo {second} of object OBJ-B verifies against object OBJ-A's photo" in (
+        " ".join(result.output.split())
+    )
+    assert "they may be one object" in result.output

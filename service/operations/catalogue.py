@@ -9,6 +9,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from engine.services import Services
+from ingest.duplicates import duplicate_message
 from ingest.photos import Outcome, PhotoItem, ingest_photos, sync_index
 from kernel.enums import ObjectStatus
 from kernel.errors import Conflict, InvalidImage, NotFound
@@ -24,6 +25,7 @@ from service.schemas import (
     ObjectOut,
     Page,
     PhotoOut,
+    PossibleDuplicateOut,
     StatusEventOut,
     UploadOutcome,
 )
@@ -258,9 +260,27 @@ async def upload_photos(
                 record = rt.queries.photo(o.photo_id)
                 if principal.may_on(Action.READ_OBJECTS, record.institution):
                     photo = photo_out(record)
+            # Objects of institutions the caller may not read are not named to them.
+            near = [
+                d
+                for d in o.possible_duplicates
+                if principal.may_on(Action.READ_OBJECTS, d.institution)
+            ]
+            message = o.message
+            if o.possible_duplicates:
+                message = duplicate_message(o.source, object_id, near) if near else ""
             out.append(
                 UploadOutcome(
-                    filename=o.source, outcome=o.outcome.value, message=o.message, photo=photo
+                    filename=o.source,
+                    outcome=o.outcome.value,
+                    message=message,
+                    photo=photo,
+                    possible_duplicates=[
+                        PossibleDuplicateOut(
+                            object_id=d.object_id, photo_id=d.photo_id, inliers=d.inliers
+                        )
+                        for d in near
+                    ],
                 )
             )
         return out

@@ -124,6 +124,29 @@ def test_duplicate_photo_returns_existing(api: Api) -> None:
     assert api.client.get("/api/v1/ready").json()["indexed_photos"] == 1
 
 
+def test_upload_warns_of_a_photo_of_another_object(api: Api) -> None:
+    painting = textured_object(3)
+    w, h = painting.size
+    second_session = jpeg_bytes(painting.crop((4, 4, w - 4, h - 4)).rotate(2))
+    _object(api, "A-1")
+    first = _upload(api, "A-1", jpeg_bytes(painting)).json()[0]
+    assert first["possible_duplicates"] == [] and first["message"] == ""
+    _object(api, "A-2")
+    [second] = _upload(api, "A-2", second_session).json()
+    assert second["outcome"] == "added" and second["photo"] is not None
+    [dup] = second["possible_duplicates"]
+    assert dup["object_id"] == "A-1" and dup["photo_id"] == first["photo"]["id"]
+    assert dup["inliers"] >= 12
+    assert "verifies against object A-1's photo" in second["message"]
+    # A registrar of another institution is not told about Museum A's objects.
+    r = api.as_("reg_b", "POST", "/api/v1/objects", json={"object_id": "B-1"})
+    assert r.status_code == 201, r.text
+    files = [("files", ("b.jpg", jpeg_bytes(painting.rotate(-2)), "image/jpeg"))]
+    [other] = api.as_("reg_b", "POST", "/api/v1/objects/B-1/photos", files=files).json()
+    assert other["outcome"] == "added"
+    assert other["possible_duplicates"] == [] and other["message"] == ""
+
+
 def test_bad_uploads(api: Api) -> None:
     _object(api)
     # Wrong content type.
