@@ -19,7 +19,7 @@ from engine.services import Services
 from kernel.errors import ArtmatchError, Conflict
 from kernel.schemas import ObjectCreate
 from models.images import DecodedImage, decode_image, make_thumbnail
-from models.local_features import FEATURES_KEY, extract_local_features
+from models.local_features import FEATURES_KEY, extract_local_features, matching_descriptors
 from storage.catalogue import NewPhoto
 
 __all__ = ["IngestOutcome", "Outcome", "PhotoItem", "blob_keys", "ingest_photos", "sync_index"]
@@ -144,7 +144,7 @@ def _store(
         thumb = make_thumbnail(image.image, max_side=services.settings.storage.thumbnail_px)
         services.blobs.put(thumb_key, thumb, content_type="image/jpeg")
     width, height = image.size
-    local = None
+    local = features = None
     if services.settings.match.verify:
         features = extract_local_features(image.to_array())
         local = (FEATURES_KEY, features.to_bytes())
@@ -165,4 +165,7 @@ def _store(
         vector=vector,
         local_features=local,
     )
+    if features is not None:
+        # In memory only; saved when the services close (`Services.save_descriptors`).
+        services.descriptors.add(ref.photo_id, matching_descriptors(features))
     return ref.photo_id
