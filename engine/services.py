@@ -69,7 +69,7 @@ class Services:
     def save_descriptors(self) -> None:
         """Save the descriptor index if it changed since it was last saved or loaded.
 
-        Not after every ingest batch like the vector index: the file is ~136 KB per photo.
+        Not after every ingest batch like the vector index: the file is ~75 KB per photo.
         A crash loses the unsaved changes, and the next start sees the index is stale (its
         photos differ from the catalogue's) and rebuilds it from the stored features.
         """

@@ -71,7 +71,7 @@ class IndexSettings(BaseModel):
     #: as files) or "memory" (numpy, never saved: tests).
     kind: str = "flat"
     #: Local-descriptor index type, by its name in `storage.descriptors.registry`: "faiss"
-    #: (exact while small, then IVF-SQ8; saved as files beside the vector index) or "memory"
+    #: (exact while small, then IVF-SQ4; saved as files beside the vector index) or "memory"
     #: (numpy, never saved: tests).
     descriptor_kind: str = "faiss"
     #: Directory of the FAISS files; default: <home>/index.
