@@ -100,13 +100,17 @@ class FaissDescriptorIndex:
         if faiss_index is None:
             faiss_index = faiss.IndexIDMap2(faiss.IndexFlatL2(meta.dim))
         self._index: Any = faiss_index
-        #: Photos indexed with no descriptor at all (a blank photo): held, so the fingerprint
-        #: of what the index holds matches the catalogue's, but nothing to search.
-        self._empty: set[int] = {int(p) for p in empty}
-        #: Descriptors the IVF layout was trained for (0: exact).
-        self.trained_for = trained_for
         if self.layout == "ivf":
             faiss.extract_index_ivf(self._index).nprobe = NPROBE
+        #: Descriptors the IVF layout was trained for (0: exact).
+        self.trained_for = trained_for
+        # Descriptors per photo held, read from the index's own labels: an add of a new photo
+        # then skips the removal pass, and `photo_ids` costs nothing. A photo indexed with no
+        # descriptor (a blank photo) counts 0: held, so the fingerprint of what the index
+        # holds matches the catalogue's, but nothing to search.
+        photos, counts = np.unique(unpack_ids(self._labels())[0], return_counts=True)
+        self._held: dict[int, int] = {int(p): 0 for p in empty}
+        self._held.update(zip(photos.tolist(), counts.tolist(), strict=True))
 
     @classmethod
     def create(cls, *, directory: Path, meta: DescriptorMeta) -> FaissDescriptorIndex:
@@ -147,36 +151,35 @@ class FaissDescriptorIndex:
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
     def photo_ids(self) -> np.ndarray:
-        photos, _ = unpack_ids(self._labels())
-        held = np.union1d(photos, np.fromiter(self._empty, dtype=np.int64))
-        return held.astype(np.int64)
+        return np.array(sorted(self._held), dtype=np.int64)
 
     def add(self, photo_id: int, descriptors: np.ndarray) -> None:
         vectors = check_descriptors(descriptors, self.meta.dim)
-        self._remove_one(int(photo_id))
+        self._forget([int(photo_id)])
         if len(vectors):
             self._index.add_with_ids(vectors, pack_ids(int(photo_id), len(vectors)))
-        else:
-            self._empty.add(int(photo_id))
+        self._held[int(photo_id)] = len(vectors)
         self.meta.version += 1
         if self.layout == "exact" and self.size > EXACT_MAX:
             held = self._index.index.reconstruct_n(0, self.size)
             self.train(held, expected=self.size)
 
-    def _remove_one(self, photo_id: int) -> int:
-        self._empty.discard(photo_id)
-        first = photo_id * MAX_PER_PHOTO
-        # One pass over the index: a photo's labels are one contiguous range.
-        return int(self._index.remove_ids(faiss.IDSelectorRange(first, first + MAX_PER_PHOTO)))
+    def _forget(self, photo_ids: Iterable[int]) -> tuple[bool, int]:
+        """(whether any was held, descriptors removed), in one pass over the index."""
+        counts = [(pid, self._held.pop(pid)) for pid in photo_ids if pid in self._held]
+        labels = [pack_ids(pid, count) for pid, count in counts if count]
+        if not labels:
+            return bool(counts), 0
+        if len(labels) == 1:  # a photo's labels are one contiguous range
+            first = int(labels[0][0])
+            selector: Any = faiss.IDSelectorRange(first, first + MAX_PER_PHOTO)
+        else:
+            selector = faiss.IDSelectorBatch(np.concatenate(labels))
+        return True, int(self._index.remove_ids(selector))
 
     def remove(self, photo_ids: Sequence[int] | np.ndarray) -> int:
-        removed = 0
-        changed = False
-        for pid in np.unique(np.asarray(photo_ids, dtype=np.int64)):
-            changed |= int(pid) in self._empty
-            count = self._remove_one(int(pid))
-            removed += count
-            changed |= count > 0
+        unique = np.unique(np.asarray(photo_ids, dtype=np.int64)).tolist()
+        changed, removed = self._forget(unique)
         if changed:
             self.meta.version += 1
         return removed
@@ -234,7 +237,7 @@ class FaissDescriptorIndex:
         meta = self.meta.__dict__ | {
             "layout": self.layout,
             "ntotal": self.size,
-            "empty": sorted(self._empty),
+            "empty": sorted(p for p, count in self._held.items() if not count),
             "trained_for": self.trained_for,
         }
         _atomic_write(self._meta_file, json.dumps(meta, indent=2).encode())

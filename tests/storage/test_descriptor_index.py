@@ -55,6 +55,9 @@ def test_add_replaces_and_remove_forgets(kind: str, tmp_path: Path) -> None:
     assert index.remove([1, 99]) == 10
     assert list(index.photo_ids()) == [2] and index.size == 20
     assert index.remove([1]) == 0
+    index.add(3, _unit(7, 3))
+    index.add(4, _unit(5, 4))
+    assert index.remove(np.array([4, 2, 4])) == 25 and list(index.photo_ids()) == [3]
 
 
 @pytest.mark.parametrize("kind", KINDS)
