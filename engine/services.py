@@ -207,7 +207,7 @@ def _photo_descriptors(photo_id: int, blob: bytes) -> np.ndarray:
     try:
         return matching_descriptors(LocalFeatures.from_bytes(blob))
     except ArtmatchError as exc:
-        # Held with no descriptors: searched never, rebuilt not again at every start.
+        # Held with no descriptors: never found, and the next start does not rebuild again.
         log.warning("photo %d: stored local features unreadable (%s); not indexed", photo_id, exc)
         return np.zeros((0, 128), dtype=np.float32)
 

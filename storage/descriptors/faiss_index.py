@@ -27,7 +27,9 @@ Memory (resident, measured; 1,000 descriptors per photo at most, ~740 on museum-
     ivf, Flat                  520-730            ~520 KB                 ~0.8-1.1 GB
 
 The files hold the same (``.faiss`` 74.5 B/descriptor for museum-paintings with SQ4,
-quantiser included).
+quantiser included). A rebuild from the stored features (read, train, add, save; 2 cores,
+otherwise idle) took 2.4 s for 287 photos / 212k descriptors and 11.5 s for 1,435 photos /
+1.06M descriptors (13 s and 83 s under a load average of 6); a load 0.01-0.1 s.
 
 Files, per features key (``<stem>`` is `storage.descriptors.base.descriptor_stem`)::
 
