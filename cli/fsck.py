@@ -41,8 +41,11 @@ def fsck(
     from engine.services import Services
     from ingest.fsck import check_store, repair_store, saved_index
     from models.embedders import create_embedder
+    from models.local_features import FEATURES_KEY
     from storage.blobs import create_blob_store
     from storage.catalogue import create_catalogue
+    from storage.descriptors.base import DescriptorMeta
+    from storage.descriptors.registry import create_descriptor_index
     from storage.index.base import IndexMeta
     from storage.index.registry import create_index
 
@@ -84,6 +87,12 @@ def fsck(
                 blobs=blobs,
                 embedder=embedder,
                 index=index or empty,
+                # Only replaced (rebuilt and saved) if the repair rebuilds the indexes.
+                descriptors=create_descriptor_index(
+                    settings.index.descriptor_kind,
+                    directory=settings.index_path,
+                    meta=DescriptorMeta(features_key=FEATURES_KEY),
+                ),
             )
             for action in repair_store(services, report, force=force):
                 out.print(f"repair: {action}", highlight=False)

@@ -6,11 +6,18 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from kernel.errors import ArtmatchError
 from kernel.settings import Settings
 from storage.blobs import BlobStore, create_blob_store
 from storage.catalogue import Catalogue, create_catalogue
-from storage.descriptors.base import DescriptorIndex
+from storage.descriptors.base import DescriptorIndex, DescriptorMeta
+from storage.descriptors.registry import (
+    create_descriptor_index,
+    descriptor_index_type,
+    load_descriptor_index,
+)
 from storage.index.base import IndexMeta, VectorIndex, fingerprint_ids
 from storage.index.registry import create_index, index_type, load_index
 from storage.index.snapshots import latest_snapshot, load_snapshot, save_snapshot
@@ -18,9 +25,18 @@ from storage.index.snapshots import latest_snapshot, load_snapshot, save_snapsho
 if TYPE_CHECKING:
     from models.embedders import Embedder
 
-__all__ = ["Services", "build_services", "open_index", "snapshots_enabled"]
+__all__ = [
+    "Services",
+    "build_services",
+    "open_descriptor_index",
+    "open_index",
+    "snapshots_enabled",
+]
 
 log = logging.getLogger(__name__)
+
+#: Photos whose descriptors train a rebuilt descriptor index, spread over the catalogue.
+TRAIN_PHOTOS = 200
 
 
 @dataclass
@@ -30,12 +46,14 @@ class Services:
     blobs: BlobStore
     embedder: Embedder
     index: VectorIndex
+    #: Local descriptors of every photo with stored features (`open_descriptor_index`).
+    descriptors: DescriptorIndex
     #: True when `open_index` had to rebuild the index from the catalogue.
     index_rebuilt: bool = field(default=False)
+    #: `DescriptorMeta.version` of the descriptor index as last saved or loaded.
+    descriptors_saved_version: int | None = field(default=None)
     #: `IndexMeta.version` of the index as last snapshotted or loaded; None: never.
     snapshot_version: int | None = field(default=None)
-    #: Every catalogue photo's local descriptors (vote-and-verify retrieval).
-    descriptors: DescriptorIndex | None = field(default=None)
 
     def save_snapshot(self) -> None:
         """Snapshot the index to the blob store if it changed since the last snapshot (and
@@ -48,9 +66,26 @@ class Services:
         except ArtmatchError as exc:
             log.warning("index snapshot not saved: %s", exc)
 
+    def save_descriptors(self) -> None:
+        """Save the descriptor index if it changed since it was last saved or loaded.
+
+        Not after every ingest batch like the vector index: the file is ~75 KB per photo.
+        A crash loses the unsaved changes, and the next start sees the index is stale (its
+        photos differ from the catalogue's) and rebuilds it from the stored features.
+        """
+        from models.local_features import FEATURES_KEY
+
+        if self.descriptors.meta.version == self.descriptors_saved_version:
+            return
+        fingerprint = self.catalogue.local_feature_fingerprint(FEATURES_KEY)
+        self.descriptors.meta.fingerprint = fingerprint
+        self.descriptors.save()
+        self.descriptors_saved_version = self.descriptors.meta.version
+
     def close(self) -> None:
         self.index.save()
         self.save_snapshot()
+        self.save_descriptors()
         self.catalogue.close()
 
 
@@ -134,6 +169,66 @@ def open_index(
     return index, True
 
 
+def open_descriptor_index(
+    settings: Settings, catalogue: Catalogue, *, force_rebuild: bool = False
+) -> tuple[DescriptorIndex, bool]:
+    """The saved descriptor index if it holds exactly the photos with stored local features
+    (and has not outgrown its training), else one rebuilt from those features and saved.
+    Returns it and whether it was rebuilt."""
+    from models.local_features import FEATURES_KEY
+
+    kind = settings.index.descriptor_kind
+    descriptor_index_type(kind)  # an unknown kind is a `ConfigError`, not a rebuild
+    fingerprint = catalogue.local_feature_fingerprint(FEATURES_KEY)
+    if not force_rebuild:
+        try:
+            index = load_descriptor_index(kind, settings.index_path, features_key=FEATURES_KEY)
+            # Compare what the index really holds, not what its metadata claims.
+            held = fingerprint_ids(index.photo_ids())
+            if held == fingerprint and not index.outgrown:
+                return index, False
+            log.info(
+                "descriptor index is stale or outgrown (%s != %s); rebuilding", held, fingerprint
+            )
+        except Exception as exc:  # IndexNotReady, or a file faiss cannot parse
+            log.info("descriptor index not usable: %s", exc)
+    index = create_descriptor_index(
+        kind, directory=settings.index_path, meta=DescriptorMeta(features_key=FEATURES_KEY)
+    )
+    _fill_descriptor_index(index, catalogue, FEATURES_KEY)
+    index.meta.fingerprint = fingerprint
+    index.save()
+    return index, True
+
+
+def _photo_descriptors(photo_id: int, blob: bytes) -> np.ndarray:
+    from models.local_features import LocalFeatures, matching_descriptors
+
+    try:
+        return matching_descriptors(LocalFeatures.from_bytes(blob))
+    except ArtmatchError as exc:
+        # Held with no descriptors: never found, and the next start does not rebuild again.
+        log.warning("photo %d: stored local features unreadable (%s); not indexed", photo_id, exc)
+        return np.zeros((0, 128), dtype=np.float32)
+
+
+def _fill_descriptor_index(index: DescriptorIndex, catalogue: Catalogue, method: str) -> None:
+    """Train ``index`` on photos spread over the catalogue, then add every photo's
+    descriptors, a batch of stored features at a time."""
+    ids = catalogue.local_feature_ids(method)
+    if not ids:
+        return
+    step = max(1, len(ids) // TRAIN_PHOTOS)
+    sample = catalogue.local_features(ids[::step], method)
+    parts = [_photo_descriptors(pid, blob) for pid, blob in sample.items()]
+    per_photo = sum(len(p) for p in parts) / max(len(parts), 1)
+    index.train(np.concatenate(parts), expected=round(per_photo * len(ids)))
+    del sample, parts
+    for batch in catalogue.iter_local_features(method):
+        for photo_id, blob in batch:
+            index.add(photo_id, _photo_descriptors(photo_id, blob))
+
+
 def build_services(settings: Settings, *, embedder: Embedder | None = None) -> Services:
     """Open the catalogue, blob store, embedder and index named by ``settings``."""
     from models.embedders import create_embedder
@@ -143,13 +238,16 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None) -> S
     blobs = create_blob_store(settings)
     embedder = embedder or create_embedder(settings.embedder)
     index, rebuilt = open_index(settings, catalogue, embedder, blobs=blobs)
+    descriptors, _ = open_descriptor_index(settings, catalogue)
     return Services(
         settings=settings,
         catalogue=catalogue,
         blobs=blobs,
         embedder=embedder,
         index=index,
+        descriptors=descriptors,
         index_rebuilt=rebuilt,
+        descriptors_saved_version=descriptors.meta.version,
         # What was loaded or just rebuilt matches the blob store's snapshot (or needs none).
         snapshot_version=index.meta.version,
     )

@@ -217,7 +217,7 @@ def check_store(
 
 def repair_store(services: Services, report: FsckReport, *, force: bool = False) -> list[str]:
     """Fix what ``report`` found; returns what was done, one line per action."""
-    from engine.services import open_index
+    from engine.services import open_descriptor_index, open_index
     from ingest.reembed import reembed_missing
     from models.images import decode_image, make_thumbnail
 
@@ -261,6 +261,13 @@ def repair_store(services: Services, report: FsckReport, *, force: bool = False)
         )
         services.snapshot_version = services.index.meta.version
         actions.append(f"rebuilt the index from {services.index.size} stored vector(s)")
+        # Re-embedding stores local features too, and what left the vector index stale
+        # (a crash, a file put back) leaves the descriptor index so as well.
+        services.descriptors, _ = open_descriptor_index(settings, catalogue, force_rebuild=True)
+        services.descriptors_saved_version = services.descriptors.meta.version
+        actions.append(
+            f"rebuilt the descriptor index from {services.descriptors.size} stored descriptor(s)"
+        )
     if report.missing_photos:
         actions.append(
             f"{len(report.missing_photos)} photo(s) whose original is lost cannot be repaired: "

@@ -21,7 +21,12 @@ from ingest.duplicates import PossibleDuplicate
 from kernel.errors import ArtmatchError, Conflict
 from kernel.schemas import ObjectCreate
 from models.images import DecodedImage, decode_image, make_thumbnail
-from models.local_features import FEATURES_KEY, LocalFeatures, extract_local_features
+from models.local_features import (
+    FEATURES_KEY,
+    LocalFeatures,
+    extract_local_features,
+    matching_descriptors,
+)
 from storage.catalogue import NewPhoto
 
 __all__ = ["IngestOutcome", "Outcome", "PhotoItem", "blob_keys", "ingest_photos", "sync_index"]
@@ -182,4 +187,7 @@ def _store(
         vector=vector,
         local_features=local,
     )
+    if features is not None:
+        # In memory only; saved when the services close (`Services.save_descriptors`).
+        services.descriptors.add(ref.photo_id, matching_descriptors(features))
     return ref.photo_id, features

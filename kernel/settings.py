@@ -70,6 +70,10 @@ class IndexSettings(BaseModel):
     #: Index type, by its name in `storage.index.registry`: "flat" (exact FAISS search, saved
     #: as files) or "memory" (numpy, never saved: tests).
     kind: str = "flat"
+    #: Local-descriptor index type, by its name in `storage.descriptors.registry`: "faiss"
+    #: (exact while small, then IVF-SQ4; saved as files beside the vector index) or "memory"
+    #: (numpy, never saved: tests).
+    descriptor_kind: str = "faiss"
     #: Directory of the FAISS files; default: <home>/index.
     path: Path | None = None
     #: Keep a snapshot of the index in the blob store, loaded by other and restarted replicas

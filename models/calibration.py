@@ -2,13 +2,13 @@
 
 A match is geometric proof: enough local-feature matches of the catalogue photo fit one
 plausible homography into the query (`models.verification`). The *confidence* of a match says
-how unlikely that many matching points are by chance: one minus the probability that an
-unrelated photo shows at least ``n`` of them, from the tail of the inlier counts that
-unrelated photos reach (queries of other objects, unrelated photos and bare backgrounds
-searched against catalogues of 10 to 1,000+ objects). That tail falls off exponentially, so it
-is stored as a line in log10: ``log10 P(inliers >= n | unrelated) = intercept + slope * n``.
-It depends on the pair alone, never on the catalogue's size or on which other objects it
-holds.
+how unlikely that many matching points are by chance. The inlier counts that unrelated pairs
+reach (queries of other objects, unrelated photos and bare backgrounds searched against
+catalogues of 10 to 1,000+ objects) fall off exponentially, stored as a line in log10:
+``log10 P(inliers >= n | unrelated pair) = intercept + slope * n``. A search tries about
+``pairs_per_search`` pairs, so the confidence is one minus the chance that any of them shows
+``n`` or more by chance: ``1 - min(1, pairs_per_search * P(inliers >= n))``. It depends on the
+evidence alone, never on the catalogue's size or on which other objects it holds.
 
 A candidate without geometric proof can still be a *lead* ("similar, not verified"): its
 global similarity is high and the geometry does not speak against it. Zero inliers is
@@ -46,6 +46,8 @@ class Calibration:
     lead_similarity: float
     #: Keypoints both photos need before zero inliers count against a lead.
     evidence_keypoints: int
+    #: Candidate pairs a search verifies, for the chance of a wrong match per search.
+    pairs_per_search: int = 30
     #: Where the fit came from and what it achieved (for the record).
     provenance: dict[str, object] = field(default_factory=dict)
 
@@ -61,12 +63,14 @@ class Calibration:
         return np.clip(10.0 ** (self.tail_intercept + self.tail_slope * n), 0.0, 1.0)
 
     def confidence(self, inliers: np.ndarray | float) -> np.ndarray:
-        """One minus `chance`: monotone in the inliers, 0 without any."""
-        return np.clip(1.0 - self.chance(inliers), 0.0, MAX_CONFIDENCE)
+        """One minus the chance that a search of an unrelated photo shows ``inliers`` matching
+        points on some candidate: monotone in the inliers, 0 without any."""
+        return np.clip(1.0 - self.pairs_per_search * self.chance(inliers), 0.0, MAX_CONFIDENCE)
 
     def inliers_for(self, confidence: float) -> float:
         """The inlier count at which `confidence` reaches ``confidence``."""
-        return (np.log10(1.0 - confidence) - self.tail_intercept) / self.tail_slope
+        chance = (1.0 - confidence) / self.pairs_per_search
+        return float((np.log10(chance) - self.tail_intercept) / self.tail_slope)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -76,6 +80,7 @@ class Calibration:
                 "threshold": self.threshold,
                 "lead_similarity": round(self.lead_similarity, 4),
                 "evidence_keypoints": self.evidence_keypoints,
+                "pairs_per_search": self.pairs_per_search,
                 "provenance": self.provenance,
             },
             indent=1,
@@ -90,6 +95,7 @@ class Calibration:
             threshold=float(raw["threshold"]),
             lead_similarity=float(raw["lead_similarity"]),
             evidence_keypoints=int(raw["evidence_keypoints"]),
+            pairs_per_search=int(raw.get("pairs_per_search", 30)),
             provenance=dict(raw.get("provenance", {})),
         )
 

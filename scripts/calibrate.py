@@ -8,11 +8,12 @@ keypoints of its catalogue photo and of the query. From the *fit* sets:
   photos, bare backgrounds, against catalogues of any size) fall off exponentially; a line
   through ``log10 P(inliers >= n | wrong)`` over the upper tail (maximum likelihood for a
   geometric tail above ``--tail-from``) gives ``chance(n)``, and confidence = 1 - chance.
-- **The match threshold:** the confidence at which the chance of a wrong match per search is
-  at most ``--per-search`` (a search verifies ``--pairs`` candidates), and never below the
-  confidence of ``MIN_INLIERS``.
+- **The match threshold:** confidence counts ``--pairs`` tries per search; the threshold is
+  one minus ``--per-search``, the chance of a wrong match per search that we accept, and
+  never below the confidence of ``MIN_INLIERS``.
 - **Evidence keypoints:** the fewest keypoints on both sides at which at most 1% of the
-  right candidates show fewer than 4 inliers: below it, zero inliers say nothing.
+  right candidates show fewer than 6 inliers (no evidence: a homography fits any 4 points):
+  below it, the lack of inliers says nothing.
 - **The lead similarity:** the lowest similarity at which at most ``--lead-rate`` of the
   queries with no right object (unrelated photos) would show an uncontradicted lead.
 
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.search import search
+from engine.search.decide import NO_EVIDENCE_BELOW
 from ingest.catalogue_csv import resolve_path
 from ingest.evaluation import _ground_truth, eval_catalogue
 from kernel.settings import Settings
@@ -45,7 +47,6 @@ from models.images import decode_image
 from models.verification import MIN_INLIERS
 
 OUT = Path(__file__).resolve().parent.parent / "models" / "calibration.json"
-_NO_INLIERS = 4
 
 
 @dataclass
@@ -171,7 +172,7 @@ def decide(rows: Rows, cal: Calibration) -> dict[str, object]:
     conf = cal.confidence(rows.inliers)
     match = rows.verified & (conf >= cal.threshold)
     contradicted = (
-        (rows.inliers < _NO_INLIERS)
+        (rows.inliers < NO_EVIDENCE_BELOW)
         & (rows.photo_keypoints >= cal.evidence_keypoints)
         & (rows.query_keypoints >= cal.evidence_keypoints)
     )
@@ -231,11 +232,8 @@ def main() -> None:
 
     wrong = np.concatenate([r.inliers[~r.right] for r in fit])
     intercept, slope = fit_tail(wrong, args.tail_from)
-    provisional = Calibration(intercept, slope, 0.5, 1.0, 0)
-    # Per pair chance so that `pairs` attempts stay under `per_search`; never below MIN_INLIERS.
-    threshold = float(
-        max(1.0 - args.per_search / args.pairs, provisional.confidence(MIN_INLIERS)[0])
-    )
+    provisional = Calibration(intercept, slope, 0.5, 1.0, 0, pairs_per_search=args.pairs)
+    threshold = float(max(1.0 - args.per_search, provisional.confidence(MIN_INLIERS)[0]))
 
     right = np.concatenate([r.right for r in fit])
     inl = np.concatenate([r.inliers for r in fit])
@@ -244,7 +242,7 @@ def main() -> None:
     evidence = 0
     for k in range(10, 2001, 10):
         both = right & (pk >= k) & (qk >= k)
-        if both.sum() >= 20 and np.mean(inl[both] < _NO_INLIERS) <= 0.01:
+        if both.sum() >= 20 and np.mean(inl[both] < NO_EVIDENCE_BELOW) <= 0.01:
             evidence = k
             break
     if evidence == 0:
@@ -255,7 +253,7 @@ def main() -> None:
     best = []
     for r in fit:
         free = ~(
-            (r.inliers < _NO_INLIERS)
+            (r.inliers < NO_EVIDENCE_BELOW)
             & (r.photo_keypoints >= evidence)
             & (r.query_keypoints >= evidence)
         )
@@ -273,6 +271,7 @@ def main() -> None:
         threshold=round(threshold, 6),
         lead_similarity=round(lead + 1e-4, 4),
         evidence_keypoints=evidence,
+        pairs_per_search=args.pairs,
         provenance={},
     )
     report = {r.name: decide(r, cal) for r in fit}

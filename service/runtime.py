@@ -2,8 +2,9 @@
 
 The catalogue database (accounts, sessions) opens at once so logins work immediately; the
 embedder and vector index load in a worker thread, and `/api/v1/ready` says when they are.
-Every write to the catalogue and the in-memory index goes through ``write_lock``; index reads
-take the same lock only for the duration of the FAISS call (`LockedIndex`).
+Every write to the catalogue and the in-memory indexes goes through ``write_lock``; index reads
+take the same lock only for the duration of the FAISS call (`LockedIndex`,
+`LockedDescriptors`).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from storage.catalogue.accounts import Accounts
 from storage.catalogue.browse import CatalogueQueries
 from storage.catalogue.jobs import Jobs
 from storage.catalogue.search_log import SearchLog
+from storage.descriptors.base import DescriptorMeta
 from storage.index.base import IndexMeta
 
 if TYPE_CHECKING:
     from models.embedders import Embedder
     from service.jobs import JobRunner
 
-__all__ = ["LockedIndex", "Runtime", "open_runtime"]
+__all__ = ["LockedDescriptors", "LockedIndex", "Runtime", "open_runtime"]
 
 
 class LockedIndex:
@@ -82,6 +84,59 @@ class LockedIndex:
         return getattr(self._inner, name)
 
 
+class LockedDescriptors:
+    """A `DescriptorIndex` whose calls are serialised with the writers of the catalogue."""
+
+    def __init__(self, inner: Any, lock: threading.RLock) -> None:
+        self._inner = inner
+        self._lock = lock
+
+    @property
+    def meta(self) -> DescriptorMeta:
+        return self._inner.meta  # type: ignore[no-any-return]
+
+    @meta.setter
+    def meta(self, value: DescriptorMeta) -> None:
+        self._inner.meta = value
+
+    @property
+    def size(self) -> int:
+        with self._lock:
+            return int(self._inner.size)
+
+    @property
+    def outgrown(self) -> bool:
+        with self._lock:
+            return bool(self._inner.outgrown)
+
+    def photo_ids(self) -> np.ndarray:
+        with self._lock:
+            return self._inner.photo_ids()  # type: ignore[no-any-return]
+
+    def add(self, photo_id: int, descriptors: np.ndarray) -> None:
+        with self._lock:
+            self._inner.add(photo_id, descriptors)
+
+    def remove(self, photo_ids: Sequence[int] | np.ndarray) -> int:
+        with self._lock:
+            return int(self._inner.remove(photo_ids))
+
+    def search(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with self._lock:
+            return self._inner.search(descriptors, k)  # type: ignore[no-any-return]
+
+    def train(self, sample: np.ndarray, *, expected: int) -> None:
+        with self._lock:
+            self._inner.train(sample, expected=expected)
+
+    def save(self) -> None:
+        with self._lock:
+            self._inner.save()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -117,7 +172,9 @@ class Runtime:
             self.load_error = f"loading the model and index failed: {exc}"
             raise
         self.services = dataclasses.replace(
-            services, index=LockedIndex(services.index, self.write_lock)
+            services,
+            index=LockedIndex(services.index, self.write_lock),
+            descriptors=LockedDescriptors(services.descriptors, self.write_lock),
         )
 
     def close(self) -> None:

@@ -34,6 +34,7 @@ from models.verification import Verification
 
 __all__ = [
     "MIN_REGION_PX",
+    "NO_EVIDENCE_BELOW",
     "DecisionRules",
     "OwnedRegion",
     "assign_regions",
@@ -48,8 +49,10 @@ __all__ = [
 _SAME_REGION_IOU = 0.5
 #: A matched region narrower or lower than this (query pixels) is no object.
 MIN_REGION_PX = 24
-#: Fewer inliers than this on a verified attempt is "none": evidence against a lead.
-_NO_INLIERS = 4
+#: Fewer inliers than this is no geometric evidence at all (a homography fits any four
+#: points; unrelated pairs commonly reach five): with plenty of keypoints on both sides, it
+#: is evidence against a lead.
+NO_EVIDENCE_BELOW = 6
 #: A verified object with fewer than this share of the inliers of another match on the same
 #: region is explained by that one (a sibling work, a shared print or frame): a look-alike.
 #: Measured: such look-alikes reach 0.09-0.14 of the right object's inliers on
@@ -143,7 +146,7 @@ def _contradicted(cand: Candidate, query_keypoints: int, enough: int) -> bool:
     """Geometry was tried with plenty of keypoints on both sides and found (almost) nothing."""
     return (
         cand.verification is not None
-        and cand.inliers < _NO_INLIERS
+        and cand.inliers < NO_EVIDENCE_BELOW
         and (cand.photo_keypoints or 0) >= enough
         and query_keypoints >= enough
     )

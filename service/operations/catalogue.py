@@ -204,7 +204,9 @@ def change_status(
 
 def _forget_photos(services: Services, photos: Sequence[PhotoRecord]) -> None:
     if photos:
-        services.index.remove(np.asarray([p.id for p in photos], dtype=np.int64))
+        ids = np.asarray([p.id for p in photos], dtype=np.int64)
+        services.index.remove(ids)
+        services.descriptors.remove(ids)
         sync_index(services)
         for p in photos:
             for key in (p.blob_key, p.thumbnail_key):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,6 +206,40 @@ class Catalogue(Repository):
                 )
             ).all()
         return {int(pid): bytes(data) for pid, data in rows}
+
+    def local_feature_ids(self, method: str) -> list[int]:
+        """The ids of the photos with stored local features of ``method``, sorted."""
+        with self._session() as session:
+            ids = session.scalars(
+                select(LocalFeatureSet.photo_id)
+                .where(LocalFeatureSet.method == method)
+                .order_by(LocalFeatureSet.photo_id)
+            ).all()
+        return [int(i) for i in ids]
+
+    def local_feature_fingerprint(self, method: str) -> str:
+        """Changes whenever the set of photos with local features of ``method`` changes
+        (`storage.index.base.fingerprint_ids`, as the descriptor index reports it)."""
+        return fingerprint_ids(self.local_feature_ids(method))
+
+    def iter_local_features(
+        self, method: str, *, batch: int = 256
+    ) -> Iterator[list[tuple[int, bytes]]]:
+        """Every stored ``(photo id, data)`` of ``method`` in photo id order, ``batch`` rows
+        per list and per query, so a rebuild never holds the whole table."""
+        after = -1
+        while True:
+            with self._session() as session:
+                rows = session.execute(
+                    select(LocalFeatureSet.photo_id, LocalFeatureSet.data)
+                    .where(LocalFeatureSet.method == method, LocalFeatureSet.photo_id > after)
+                    .order_by(LocalFeatureSet.photo_id)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            yield [(int(pid), bytes(data)) for pid, data in rows]
+            after = int(rows[-1][0])
 
     def store_local_features(self, photo_id: int, method: str, data: bytes) -> None:
         with self._session() as session:

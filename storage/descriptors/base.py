@@ -16,7 +16,17 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["MAX_PER_PHOTO", "DescriptorIndex", "DescriptorMeta", "pack_ids", "unpack_ids"]
+from kernel.errors import InvalidInput
+
+__all__ = [
+    "MAX_PER_PHOTO",
+    "DescriptorIndex",
+    "DescriptorMeta",
+    "check_descriptors",
+    "descriptor_stem",
+    "pack_ids",
+    "unpack_ids",
+]
 
 #: Keypoints per photo the labels leave room for (stored features hold at most 1,000).
 MAX_PER_PHOTO = 4096
@@ -36,6 +46,23 @@ def unpack_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     photos = np.where(missing, -1, labels // MAX_PER_PHOTO)
     points = np.where(missing, -1, labels % MAX_PER_PHOTO)
     return photos, points.astype(np.int32)
+
+
+def check_descriptors(descriptors: np.ndarray, dim: int) -> np.ndarray:
+    """One photo's descriptors as contiguous float32 N x dim, or `InvalidInput`."""
+    arr = np.ascontiguousarray(descriptors, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[1] != dim or len(arr) > MAX_PER_PHOTO:
+        raise InvalidInput(
+            f"expected at most {MAX_PER_PHOTO} descriptors of dimension {dim}, "
+            f"got an array of shape {arr.shape}"
+        )
+    return arr
+
+
+def descriptor_stem(features_key: str) -> str:
+    """A file-name-safe name for the index of one kind of stored features."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in features_key)
+    return f"descriptors__{safe}"[:180]
 
 
 @dataclass
@@ -76,4 +103,17 @@ class DescriptorIndex(Protocol):
         photo ids int64 N x k, keypoint indices int32 N x k), nearest first, -1 where fewer."""
         ...
 
-    def save(self) -> None: ...
+    def save(self) -> None:
+        """Persist where it was created or loaded from (if it persists at all)."""
+        ...
+
+    def train(self, sample: np.ndarray, *, expected: int) -> None:
+        """Prepare for about ``expected`` descriptors, given a ``sample`` of them, before a
+        rebuild adds them (an index that needs no training ignores it)."""
+        ...
+
+    @property
+    def outgrown(self) -> bool:
+        """True when the index has grown far past what it was trained for, so a rebuild
+        would search faster."""
+        ...

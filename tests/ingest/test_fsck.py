@@ -90,7 +90,11 @@ def test_vectors_missing_from_the_index_are_reindexed(stocked: Services) -> None
     stocked.index.save()
     report = _check(stocked)
     assert report.not_in_index == [gone] and not report.consistent
-    assert repair_store(stocked, report) == ["rebuilt the index from 4 stored vector(s)"]
+    held = stocked.descriptors.size
+    assert repair_store(stocked, report) == [
+        "rebuilt the index from 4 stored vector(s)",
+        f"rebuilt the descriptor index from {held} stored descriptor(s)",
+    ]
     assert _check(stocked).consistent
 
 

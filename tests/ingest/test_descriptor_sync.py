@@ -1,0 +1,95 @@
+"""The descriptor index follows the catalogue: ingest adds, deletes remove, starts check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.services import Services, build_services, open_descriptor_index
+from ingest.catalogue_csv import iter_items, read_catalogue_csv
+from ingest.photos import ingest_photos
+from kernel.errors import ConfigError
+from kernel.settings import IndexSettings, Settings
+from models.embedders import FakeEmbedder
+from models.local_features import FEATURES_KEY, LocalFeatures, matching_descriptors
+from service.operations.catalogue import _forget_photos
+from storage.catalogue.browse import CatalogueQueries
+from tests.utils.catalogue import write_catalogue
+
+
+def _stock(services: Services, root: Path) -> None:
+    ingest_photos(services, iter_items(read_catalogue_csv(write_catalogue(root, n_objects=3))))
+
+
+def _photo_ids(services: Services, *objects: str) -> list[int]:
+    return sorted(p.photo_id for o in objects for p in services.catalogue.photos_of(o))
+
+
+def test_ingest_indexes_each_photo_s_stored_descriptors(services: Services, tmp_path: Path) -> None:
+    _stock(services, tmp_path / "cat")
+    ids = _photo_ids(services, "obj-0", "obj-1", "obj-2")
+    assert list(services.descriptors.photo_ids()) == ids
+    blobs = services.catalogue.local_features(ids, FEATURES_KEY)
+    stored = {pid: matching_descriptors(LocalFeatures.from_bytes(b)) for pid, b in blobs.items()}
+    assert services.descriptors.size == sum(len(d) for d in stored.values()) > 0
+    _, photos, points = services.descriptors.search(stored[ids[1]][:5], k=1)
+    assert list(photos[:, 0]) == [ids[1]] * 5 and list(points[:, 0]) == [0, 1, 2, 3, 4]
+
+
+def test_the_descriptor_index_follows_deletes(settings: Settings, tmp_path: Path) -> None:
+    services = build_services(settings, embedder=FakeEmbedder())
+    _stock(services, tmp_path / "cat")
+    gone = _photo_ids(services, "obj-1")
+    kept = _photo_ids(services, "obj-0", "obj-2")
+    # The service's path: delete the rows, then forget the photos in the indexes.
+    _forget_photos(services, CatalogueQueries(services.catalogue.engine).delete_object("obj-1"))
+    assert list(services.descriptors.photo_ids()) == kept
+    services.close()
+
+    reopened = build_services(settings, embedder=FakeEmbedder())
+    try:
+        assert list(reopened.descriptors.photo_ids()) == kept
+        # Rebuilt from the stored features: the deleted photo's rows went with it.
+        rebuilt, was_rebuilt = open_descriptor_index(
+            settings, reopened.catalogue, force_rebuild=True
+        )
+        assert was_rebuilt and list(rebuilt.photo_ids()) == kept
+        assert rebuilt.size == reopened.descriptors.size
+        assert not set(gone) & set(rebuilt.photo_ids())
+    finally:
+        reopened.close()
+
+
+def test_saved_index_is_reused_and_a_stale_one_rebuilt(settings: Settings, tmp_path: Path) -> None:
+    services = build_services(settings, embedder=FakeEmbedder())
+    _stock(services, tmp_path / "cat")
+    services.close()
+    index, rebuilt = open_descriptor_index(settings, services.catalogue)
+    assert not rebuilt and index.size == services.descriptors.size
+
+    # A crash: photos added after the last save are missing from the saved index.
+    services = build_services(settings, embedder=FakeEmbedder())
+    _stock(services, tmp_path / "more")  # same photos: duplicates, nothing changes
+    extra = write_catalogue(tmp_path / "extra", n_objects=5)
+    ingest_photos(services, list(iter_items(read_catalogue_csv(extra)))[3:])
+    ids = np.asarray(services.descriptors.photo_ids())
+    services.catalogue.close()  # no `close`: the descriptor index is not saved
+    index, rebuilt = open_descriptor_index(settings, services.catalogue)
+    assert rebuilt and list(index.photo_ids()) == list(ids)
+
+
+def test_unknown_descriptor_kind_is_refused(settings: Settings) -> None:
+    settings.index = IndexSettings(descriptor_kind="nope")
+    with pytest.raises(ConfigError, match="unknown descriptor index kind 'nope'"):
+        build_services(settings, embedder=FakeEmbedder())
+
+
+def test_memory_kind_is_rebuilt_at_every_start(settings: Settings, tmp_path: Path) -> None:
+    settings.index = IndexSettings(descriptor_kind="memory")
+    services = build_services(settings, embedder=FakeEmbedder())
+    _stock(services, tmp_path / "cat")
+    services.close()
+    index, rebuilt = open_descriptor_index(settings, services.catalogue)
+    assert rebuilt and index.size == services.descriptors.size

@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import storage.descriptors.faiss_index as faiss_index
+from kernel.errors import ConfigError, IndexNotReady, InvalidInput
+from storage.descriptors.base import MAX_PER_PHOTO, DescriptorIndex, DescriptorMeta
+from storage.descriptors.faiss_index import FaissDescriptorIndex
+from storage.descriptors.memory import MemoryDescriptorIndex
+from storage.descriptors.registry import (
+    available_descriptor_indexes,
+    create_descriptor_index,
+    load_descriptor_index,
+)
+
+KEY = "rootsift/640/1000"
+KINDS = ["faiss", "memory"]
+
+
+def _unit(n: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(n, 128)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _new(kind: str, directory: Path) -> DescriptorIndex:
+    return create_descriptor_index(kind, directory=directory, meta=DescriptorMeta(KEY))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_search_names_the_photo_and_keypoint(kind: str, tmp_path: Path) -> None:
+    index = _new(kind, tmp_path)
+    a, b = _unit(40, 1), _unit(25, 2)
+    index.add(3, a)
+    index.add(70_000, b)  # labels far past 2**31
+    assert index.size == 65 and list(index.photo_ids()) == [3, 70_000]
+    dist, photos, points = index.search(np.vstack([a[[5, 9]], b[[24]]]), k=2)
+    assert dist.dtype == np.float32 and photos.dtype == np.int64 and points.dtype == np.int32
+    assert list(photos[:, 0]) == [3, 3, 70_000] and list(points[:, 0]) == [5, 9, 24]
+    assert np.allclose(dist[:, 0], 0, atol=1e-5) and (dist[:, 1] > 0.5).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_add_replaces_and_remove_forgets(kind: str, tmp_path: Path) -> None:
+    index = _new(kind, tmp_path)
+    index.add(1, _unit(30, 1))
+    index.add(2, _unit(20, 2))
+    version = index.meta.version
+    index.add(1, _unit(10, 3))
+    assert index.size == 30 and index.meta.version > version
+    _, photos, points = index.search(_unit(30, 1), k=1)  # the replaced descriptors
+    assert not ((photos == 1) & (points >= 10)).any()
+    assert index.remove([1, 99]) == 10
+    assert list(index.photo_ids()) == [2] and index.size == 20
+    assert index.remove([1]) == 0
+    index.add(3, _unit(7, 3))
+    index.add(4, _unit(5, 4))
+    assert index.remove(np.array([4, 2, 4])) == 25 and list(index.photo_ids()) == [3]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_photo_without_descriptors_is_held_but_never_found(kind: str, tmp_path: Path) -> None:
+    index = _new(kind, tmp_path)
+    dist, photos, points = index.search(_unit(2, 1), k=3)
+    assert (photos == -1).all() and (points == -1).all() and np.isinf(dist).all()
+    index.add(5, np.zeros((0, 128), np.float32))
+    index.add(6, _unit(2, 1))
+    assert list(index.photo_ids()) == [5, 6] and index.size == 2
+    _, photos, _ = index.search(_unit(1, 1), k=3)
+    assert list(photos[0]) == [6, 6, -1]
+    index.remove([5])
+    assert list(index.photo_ids()) == [6]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bad_descriptor_arrays_are_refused(kind: str, tmp_path: Path) -> None:
+    index = _new(kind, tmp_path)
+    with pytest.raises(InvalidInput):
+        index.add(1, np.zeros((3, 64), np.float32))
+    with pytest.raises(InvalidInput):
+        index.add(1, np.zeros((MAX_PER_PHOTO + 1, 128), np.float32))
+    assert index.size == 0
+
+
+def test_faiss_and_the_memory_twin_agree(tmp_path: Path) -> None:
+    real, twin = _new("faiss", tmp_path), _new("memory", tmp_path)
+    for pid in range(6):
+        real.add(pid, _unit(50, pid))
+        twin.add(pid, _unit(50, pid))
+    queries = _unit(20, 100)
+    d1, p1, k1 = real.search(queries, k=4)
+    d2, p2, k2 = twin.search(queries, k=4)
+    assert (p1 == p2).all() and (k1 == k2).all() and np.allclose(d1, d2, atol=1e-4)
+
+
+def test_saved_index_loads_back(tmp_path: Path) -> None:
+    index = _new("faiss", tmp_path)
+    index.add(4, _unit(30, 4))
+    index.add(8, np.zeros((0, 128), np.float32))
+    index.meta.fingerprint = "2-abc"
+    index.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "descriptors__rootsift_640_1000.faiss",
+        "descriptors__rootsift_640_1000.json",
+    ]
+    loaded = load_descriptor_index("faiss", tmp_path, features_key=KEY)
+    assert loaded.meta == index.meta and list(loaded.photo_ids()) == [4, 8]
+    assert (loaded.search(_unit(3, 4), k=2)[2] == index.search(_unit(3, 4), k=2)[2]).all()
+
+
+def test_a_file_that_does_not_match_is_not_ready(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotReady):
+        load_descriptor_index("faiss", tmp_path, features_key=KEY)
+    index = _new("faiss", tmp_path)
+    index.add(1, _unit(5, 1))
+    index.save()
+    faiss_file = tmp_path / "descriptors__rootsift_640_1000.faiss"
+    for suffix in (".faiss", ".json"):  # files renamed by hand: their metadata says otherwise
+        renamed = tmp_path / f"descriptors__sift_640_1000{suffix}"
+        renamed.write_bytes(faiss_file.with_suffix(suffix).read_bytes())
+    with pytest.raises(IndexNotReady, match="other features"):
+        FaissDescriptorIndex.load(tmp_path, features_key="sift/640/1000")
+    good = faiss_file.read_bytes()
+    faiss_file.write_bytes(good[: len(good) // 2])
+    with pytest.raises(IndexNotReady):
+        load_descriptor_index("faiss", tmp_path, features_key=KEY)
+    faiss_file.write_bytes(good)
+    index.add(2, _unit(5, 2))  # the metadata of a later save, the index of an earlier one
+    index.save()
+    faiss_file.write_bytes(good)
+    with pytest.raises(IndexNotReady, match="does not match"):
+        load_descriptor_index("faiss", tmp_path, features_key=KEY)
+    with pytest.raises(IndexNotReady):
+        MemoryDescriptorIndex.load(tmp_path, features_key=KEY)
+
+
+def test_exact_until_it_outgrows_then_ivf(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(faiss_index, "EXACT_MAX", 4_000)
+    index = FaissDescriptorIndex.create(directory=tmp_path, meta=DescriptorMeta(KEY))
+    photos = {pid: _unit(100, pid) for pid in range(45)}
+    for pid in range(40):
+        index.add(pid, photos[pid])
+    assert index.layout == "exact" and index.size == 4_000
+    index.add(40, photos[40])  # crosses EXACT_MAX: trains on what it holds
+    assert index.layout == "ivf" and index.trained_for == 4_100 and not index.outgrown
+    for pid in range(41, 45):
+        index.add(pid, photos[pid])
+    assert list(index.photo_ids()) == list(range(45)) and index.size == 4_500
+    _, found, points = index.search(photos[42][:10], k=1)
+    assert (found[:, 0] == 42).mean() >= 0.9 and (points[found[:, 0] == 42, 0] < 10).all()
+    assert index.remove([42, 7]) == 200 and index.size == 4_300
+    index.save()
+    loaded = FaissDescriptorIndex.load(tmp_path, features_key=KEY)
+    assert loaded.layout == "ivf" and loaded.size == 4_300 and 42 not in loaded.photo_ids()
+    loaded.trained_for = 500
+    assert loaded.outgrown
+
+
+def test_train_plans_the_layout_from_the_expected_size(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(faiss_index, "EXACT_MAX", 4_000)
+    small = FaissDescriptorIndex.create(directory=tmp_path, meta=DescriptorMeta(KEY))
+    small.train(_unit(3_000, 1), expected=3_000)
+    assert small.layout == "exact"
+    big = FaissDescriptorIndex.create(directory=tmp_path, meta=DescriptorMeta(KEY))
+    big.train(_unit(5_000, 1), expected=40_000)
+    assert big.layout == "ivf" and big.size == 0 and big.trained_for == 40_000
+    assert faiss_index.nlist_for(211_661) == 1024
+
+
+def test_memory_twin_needs_no_training(tmp_path: Path) -> None:
+    twin = _new("memory", tmp_path)
+    twin.train(_unit(10, 1), expected=10**7)
+    twin.save()
+    assert not twin.outgrown and isinstance(twin, MemoryDescriptorIndex) and twin.saved == 1
+
+
+def test_unknown_kind_is_refused_with_the_valid_ones(tmp_path: Path) -> None:
+    assert available_descriptor_indexes() == ["faiss", "memory"]
+    with pytest.raises(ConfigError, match="choose one of: faiss, memory"):
+        _new("hnsw", tmp_path)
