@@ -15,7 +15,7 @@ from itertools import islice
 
 import numpy as np
 
-from engine.services import Services
+from engine.services import Services, refresh_descriptors
 from ingest import duplicates
 from ingest.duplicates import PossibleDuplicate
 from kernel.errors import ArtmatchError, Conflict
@@ -153,6 +153,8 @@ def ingest_photos(
                 message = duplicates.duplicate_message(outcome.source, photo.object_id, near)
                 outcome = replace(outcome, message=message, possible_duplicates=tuple(near))
             report(outcome)
+    # A run that grew the descriptor index far past its training retrains it once, here.
+    refresh_descriptors(services)
     return outcomes
 
 

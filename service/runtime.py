@@ -26,7 +26,7 @@ from storage.catalogue.accounts import Accounts
 from storage.catalogue.browse import CatalogueQueries
 from storage.catalogue.jobs import Jobs
 from storage.catalogue.search_log import SearchLog
-from storage.descriptors.base import DescriptorMeta
+from storage.descriptors.base import DescriptorIndex, DescriptorMeta
 from storage.index.base import IndexMeta
 
 if TYPE_CHECKING:
@@ -128,6 +128,10 @@ class LockedDescriptors:
     def train(self, sample: np.ndarray, *, expected: int) -> None:
         with self._lock:
             self._inner.train(sample, expected=expected)
+
+    def adopt(self, rebuilt: DescriptorIndex) -> None:
+        with self._lock:
+            self._inner.adopt(rebuilt)
 
     def save(self) -> None:
         with self._lock:

@@ -117,3 +117,8 @@ class DescriptorIndex(Protocol):
         """True when the index has grown far past what it was trained for, so a rebuild
         would search faster."""
         ...
+
+    def adopt(self, rebuilt: DescriptorIndex) -> None:
+        """Take over the contents of ``rebuilt`` (an index of the same kind, rebuilt from
+        the stored features), in place: holders of this object see the new one."""
+        ...

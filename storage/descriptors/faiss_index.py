@@ -54,6 +54,7 @@ import numpy as np
 from kernel.errors import IndexNotReady, InvalidInput
 from storage.descriptors.base import (
     MAX_PER_PHOTO,
+    DescriptorIndex,
     DescriptorMeta,
     check_descriptors,
     descriptor_stem,
@@ -73,8 +74,9 @@ NPROBE = 16
 #: Training points per inverted list (FAISS wants >= 39; more buys little, costs time).
 TRAIN_PER_LIST = 64
 #: An IVF index that has grown this many times past the size it was trained for reports
-#: `outgrown`, and the next start rebuilds it with more lists.
-OUTGROWN_FACTOR = 8
+#: `outgrown`: the end of an ingest run (`engine.services.refresh_descriptors`) or the next
+#: start rebuilds it with more lists. Doubling keeps the total rebuild work linear.
+OUTGROWN_FACTOR = 2
 
 
 def nlist_for(expected: int) -> int:
@@ -130,6 +132,14 @@ class FaissDescriptorIndex:
     @property
     def outgrown(self) -> bool:
         return self.layout == "ivf" and self.size > OUTGROWN_FACTOR * self.trained_for
+
+    def adopt(self, rebuilt: DescriptorIndex) -> None:
+        if not isinstance(rebuilt, FaissDescriptorIndex):
+            raise TypeError("a FAISS descriptor index adopts only another one")
+        self._index = rebuilt._index
+        self._held = dict(rebuilt._held)
+        self.trained_for = rebuilt.trained_for
+        self.meta.version += 1
 
     @property
     def _index_file(self) -> Path:

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from kernel.errors import IndexNotReady
-from storage.descriptors.base import DescriptorMeta, check_descriptors, pack_ids, unpack_ids
+from storage.descriptors.base import (
+    DescriptorIndex,
+    DescriptorMeta,
+    check_descriptors,
+    pack_ids,
+    unpack_ids,
+)
 from storage.descriptors.registry import register_descriptor_index
 
 __all__ = ["MemoryDescriptorIndex"]
@@ -83,3 +89,9 @@ class MemoryDescriptorIndex:
     @property
     def outgrown(self) -> bool:
         return False
+
+    def adopt(self, rebuilt: DescriptorIndex) -> None:
+        if not isinstance(rebuilt, MemoryDescriptorIndex):
+            raise TypeError("a memory descriptor index adopts only another one")
+        self._photos = dict(rebuilt._photos)
+        self.meta.version += 1

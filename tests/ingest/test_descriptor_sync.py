@@ -93,3 +93,24 @@ def test_memory_kind_is_rebuilt_at_every_start(settings: Settings, tmp_path: Pat
     services.close()
     index, rebuilt = open_descriptor_index(settings, services.catalogue)
     assert rebuilt and index.size == services.descriptors.size
+
+
+def test_an_ingest_that_outgrows_the_descriptor_index_retrains_it(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage.descriptors import faiss_index
+
+    # Switch to the IVF layout early, so a small catalogue outgrows its first training.
+    monkeypatch.setattr(faiss_index, "EXACT_MAX", 2600)
+    services = build_services(settings, embedder=FakeEmbedder())
+    try:
+        root = tmp_path / "cat"
+        ingest_photos(services, iter_items(read_catalogue_csv(write_catalogue(root, n_objects=60))))
+        index = services.descriptors
+        assert isinstance(index, faiss_index.FaissDescriptorIndex)
+        assert index.layout == "ivf" and index.size > 2 * 2600
+        # Trained for what it holds at the end of the run, not for its first 2,600.
+        assert index.trained_for > index.size / 2 and not index.outgrown
+        assert list(index.photo_ids()) == sorted(services.catalogue.local_feature_ids(FEATURES_KEY))
+    finally:
+        services.close()
