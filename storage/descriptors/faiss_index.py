@@ -71,8 +71,11 @@ EXACT_MAX = 10_000
 IVF_CODE = "SQ4"
 #: Inverted lists scanned per query descriptor.
 NPROBE = 16
-#: Training points per inverted list (FAISS wants >= 39; more buys little, costs time).
-TRAIN_PER_LIST = 64
+#: Training points per inverted list (FAISS wants >= 39) and k-means iterations: 40 and 10
+#: trained museum-paintings' 1,024 lists in 1.7 s against 8.1 s for 64 and FAISS's 25, a
+#: retrain that ends every large import (measured on this 2-core machine).
+TRAIN_PER_LIST = 40
+KMEANS_ITERATIONS = 10
 #: An IVF index that has grown this many times past the size it was trained for reports
 #: `outgrown`: the end of an ingest run (`engine.services.refresh_descriptors`) or the next
 #: start rebuilds it with more lists. Doubling keeps the total rebuild work linear.
@@ -228,6 +231,7 @@ class FaissDescriptorIndex:
             rng = np.random.default_rng(0)
             sample = sample[np.sort(rng.choice(len(sample), keep, replace=False))]
         ivf = faiss.index_factory(self.meta.dim, f"IVF{nlist},{IVF_CODE}", faiss.METRIC_L2)
+        faiss.extract_index_ivf(ivf).cp.niter = KMEANS_ITERATIONS
         ivf.train(sample)
         if self.size:
             ivf.add_with_ids(
