@@ -11,7 +11,7 @@ regions.
   keypoints to match (a textureless canvas or a small 3-D object has few).
 - **Explained away:** a match on a region that another match explains with over three times
   its matching points is a look-alike (a sibling work, a shared print or frame): a lead.
-- Matches rank first (most confident), then leads, then the rest (most similar first).
+- Matches rank first, then all other candidates, each group most similar first.
 
 Nothing depends on the catalogue's size; only a better-verified object on the same region can
 demote a match. Nothing here reads
@@ -60,8 +60,6 @@ NO_EVIDENCE_BELOW = 6
 EXPLAINED_BELOW = 1 / 3
 #: Share of the weaker match's box inside the stronger's for "the same region".
 _SAME_REGION_COVER = 0.5
-
-_ORDER = {Decision.MATCH: 0, Decision.LEAD: 1, Decision.NONE: 2}
 
 
 @dataclass(frozen=True)
@@ -153,15 +151,16 @@ def _contradicted(cand: Candidate, query_keypoints: int, enough: int) -> bool:
 
 
 def rank_by_decision(candidates: list[Candidate]) -> None:
-    """Matches (most confident, most inliers first), then leads, then the rest (most
-    similar first), in place (stable)."""
+    """Matches first, then every other candidate, each group most similar first, in place
+    (stable).
 
-    def key(c: Candidate) -> tuple[int, float, int, float]:
-        if c.decision is Decision.MATCH:
-            return (0, -c.confidence, -c.inliers, -c.similarity)
-        return (_ORDER[c.decision], 0.0, 0, -c.similarity)
-
-    candidates.sort(key=key)
+    Matches go by similarity too: their confidence saturates, and where two objects verify
+    on the same print (one product in two colours, say) the CNN, which sees colour, tells
+    them apart better than grey-level keypoints. Without proof, similarity is the best order
+    there is: a lead and a "no" keep the CNN's order (each is labelled), since the zero-inlier
+    evidence against a lead errs on 3-D objects seen from another side.
+    """
+    candidates.sort(key=lambda c: (c.decision is not Decision.MATCH, -c.similarity))
 
 
 def rank_by_similarity(candidates: list[Candidate]) -> None:
