@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +60,7 @@ from storage.descriptors.base import (
     unpack_ids,
 )
 from storage.descriptors.registry import register_descriptor_index
+from storage.files import atomic_write
 
 __all__ = ["EXACT_MAX", "IVF_CODE", "NPROBE", "FaissDescriptorIndex", "nlist_for"]
 
@@ -249,14 +248,14 @@ class FaissDescriptorIndex:
         the pair and the next start rebuilds, so a reader never trusts half a save.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self._index_file, faiss.serialize_index(self._index).tobytes())
+        atomic_write(self._index_file, faiss.serialize_index(self._index).tobytes())
         meta = self.meta.__dict__ | {
             "layout": self.layout,
             "ntotal": self.size,
             "empty": sorted(p for p, count in self._held.items() if not count),
             "trained_for": self.trained_for,
         }
-        _atomic_write(self._meta_file, json.dumps(meta, indent=2).encode())
+        atomic_write(self._meta_file, json.dumps(meta, indent=2).encode())
 
     @classmethod
     def load(cls, directory: Path, *, features_key: str) -> FaissDescriptorIndex:
@@ -277,16 +276,3 @@ class FaissDescriptorIndex:
         if not isinstance(index, expected_type) or index.ntotal != ntotal or index.d != meta.dim:
             raise IndexNotReady(f"descriptor index at {index_file} does not match its metadata")
         return cls(directory, meta, faiss_index=index, empty=empty, trained_for=trained_for)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -10,13 +10,11 @@ module in `_MODULES` so a lookup by name imports it.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from kernel.errors import ConfigError
+from kernel.registry import Registry
 from storage.descriptors.base import DescriptorIndex, DescriptorMeta
 
 __all__ = [
@@ -43,43 +41,22 @@ class DescriptorIndexType(Protocol):
         other features."""
 
 
+_REGISTRY: Registry[DescriptorIndexType] = Registry("descriptor index kind", _MODULES)
 _T = TypeVar("_T", bound=DescriptorIndexType)
-_REGISTRY: dict[str, DescriptorIndexType] = {}
 
 
 def register_descriptor_index(name: str) -> Callable[[_T], _T]:
     """Class decorator: make the descriptor index class available as ``name``."""
-
-    def decorator(cls: _T) -> _T:
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorator
-
-
-def _import_builtins() -> None:
-    for module in _MODULES:
-        # An implementation whose library is not installed (faiss) is simply not offered.
-        with contextlib.suppress(ImportError):
-            importlib.import_module(module)
+    return _REGISTRY.register(name)  # type: ignore[return-value]
 
 
 def available_descriptor_indexes() -> list[str]:
-    _import_builtins()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def descriptor_index_type(kind: str) -> DescriptorIndexType:
     """The class registered as ``kind``; `ConfigError` naming the valid ones if none is."""
-    if kind not in _REGISTRY:
-        _import_builtins()
-    try:
-        return _REGISTRY[kind]
-    except KeyError:
-        raise ConfigError(
-            f"unknown descriptor index kind {kind!r}; "
-            f"choose one of: {', '.join(available_descriptor_indexes())}"
-        ) from None
+    return _REGISTRY.get(kind)
 
 
 def create_descriptor_index(kind: str, *, directory: Path, meta: DescriptorMeta) -> DescriptorIndex:

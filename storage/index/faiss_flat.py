@@ -13,8 +13,6 @@ Files, per model version (``<stem>`` is `storage.index.base.index_stem`)::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import faiss
 import numpy as np
 
 from kernel.errors import IndexNotReady
+from storage.files import atomic_write
 from storage.index.base import IndexMeta, check_batch, index_stem
 from storage.index.registry import register_index
 
@@ -114,9 +113,9 @@ class FaissVectorIndex:
         sees a stale index and rebuilds it, so a reader never trusts half a save.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self._index_file, self.to_bytes())
+        atomic_write(self._index_file, self.to_bytes())
         meta = self.meta.__dict__ | {"ntotal": self.size}
-        _atomic_write(self._meta_file, json.dumps(meta, indent=2).encode())
+        atomic_write(self._meta_file, json.dumps(meta, indent=2).encode())
 
     @classmethod
     def load(cls, directory: Path, *, model: str, model_version: str) -> FaissVectorIndex:
@@ -142,16 +141,3 @@ def _read(data: np.ndarray) -> faiss.IndexIDMap2:
     if not isinstance(index, faiss.IndexIDMap2):
         raise TypeError(f"a {type(index).__name__}, not an IndexIDMap2")
     return index
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,13 +9,11 @@ class methods (``create``, ``load``, ``from_bytes``), builds instances that sati
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from kernel.errors import ConfigError
+from kernel.registry import Registry
 from storage.index.base import IndexMeta, IndexType, VectorIndex
 
 __all__ = [
@@ -31,42 +29,22 @@ __all__ = [
 #: with this module, so that the catalogue and the CLI do not import FAISS until they need it.
 _MODULES = ("storage.index.faiss_flat", "storage.index.memory")
 
+_REGISTRY: Registry[IndexType] = Registry("index kind", _MODULES)
 _T = TypeVar("_T", bound=IndexType)
-_REGISTRY: dict[str, IndexType] = {}
 
 
 def register_index(name: str) -> Callable[[_T], _T]:
     """Class decorator: make the index class available as ``name``."""
-
-    def decorator(cls: _T) -> _T:
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorator
-
-
-def _import_builtins() -> None:
-    for module in _MODULES:
-        # An implementation whose library is not installed (faiss) is simply not offered.
-        with contextlib.suppress(ImportError):
-            importlib.import_module(module)
+    return _REGISTRY.register(name)  # type: ignore[return-value]
 
 
 def available_indexes() -> list[str]:
-    _import_builtins()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def index_type(kind: str) -> IndexType:
     """The class registered as ``kind``; `ConfigError` naming the valid ones if none is."""
-    if kind not in _REGISTRY:
-        _import_builtins()
-    try:
-        return _REGISTRY[kind]
-    except KeyError:
-        raise ConfigError(
-            f"unknown index kind {kind!r}; choose one of: {', '.join(available_indexes())}"
-        ) from None
+    return _REGISTRY.get(kind)
 
 
 def create_index(kind: str, *, directory: Path, meta: IndexMeta) -> VectorIndex:
