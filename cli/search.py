@@ -77,7 +77,7 @@ def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
     )
     table = Table(
         title=f"{name}: {searched} searched, index v{result.index_version}, "
-        f"{result.threshold_on} threshold {result.threshold:.2f}"
+        f"{result.threshold_on} threshold {result.threshold:.3g}"
     )
     columns = (
         "#",
@@ -96,7 +96,8 @@ def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
         table.add_row(
             str(h.rank),
             h.object_id,
-            "" if h.confidence is None else f"{h.confidence:.3f}",
+            # A confidence below the threshold proves nothing: shown for matches only.
+            f"{h.confidence:.4f}" if h.is_match and h.confidence is not None else "",
             f"{h.similarity:.3f}",
             "" if h.inliers is None else str(h.inliers),
             _DECISION_WORDS[h.decision],

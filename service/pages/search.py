@@ -27,6 +27,8 @@ _SHOWN_FIELDS = {
     "title",
     "maker",
     "similarity",
+    "decision",
+    "photo_keypoints",
     "is_match",
     "photo_id",
     "photo_view",
