@@ -12,6 +12,7 @@ from cli.app import app, err, open_services, out, progress_bar
 from cli.catalogue import parse_status
 from kernel.enums import Decision
 from kernel.errors import InvalidInput
+from kernel.schemas import confidence_text
 
 
 @app.command()
@@ -97,7 +98,7 @@ def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
             str(h.rank),
             h.object_id,
             # A confidence below the threshold proves nothing: shown for matches only.
-            f"{h.confidence:.4f}" if h.is_match and h.confidence is not None else "",
+            confidence_text(h.confidence) if h.is_match and h.confidence is not None else "",
             f"{h.similarity:.3f}",
             "" if h.inliers is None else str(h.inliers),
             _DECISION_WORDS[h.decision],

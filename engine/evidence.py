@@ -3,15 +3,30 @@ correspondences drawn and the matched region outlined, captioned for a case file
 
 from __future__ import annotations
 
+import numpy as np
+
+from engine.search.local import unique_candidate_points, vote
 from engine.services import Services
 from kernel.errors import NotFound
-from kernel.schemas import SearchHit
+from kernel.schemas import SearchHit, confidence_text
 from models.evidence import draw_evidence, encode_png
 from models.images import DecodedImage, decode_image
-from models.local_features import FEATURES_KEY, LocalFeatures, extract_local_features
-from models.verification import verify
+from models.local_features import (
+    DEFAULT_MAX_KEYPOINTS,
+    FEATURES_KEY,
+    LocalFeatures,
+    extract_local_features,
+    extract_query_features,
+)
+from models.verification import Verification, fit_instances, verify
 
-__all__ = ["QUERY_PREFIX", "evidence_png", "photo_evidence_png", "query_blob_key"]
+__all__ = [
+    "QUERY_PREFIX",
+    "evidence_png",
+    "photo_evidence_png",
+    "query_blob_key",
+    "verify_as_searched",
+]
 
 #: Blob-store prefix of the query photos kept as evidence (content-addressed).
 QUERY_PREFIX = "queries"
@@ -24,9 +39,9 @@ def query_blob_key(sha256: str) -> str:
 def evidence_png(services: Services, query: DecodedImage, hit: SearchHit) -> bytes:
     """Re-run the verification of ``hit`` and draw it (a PNG)."""
     evidence = (
-        f"p={hit.confidence:.2f}"
-        if hit.confidence is not None
-        else f"similarity={hit.similarity:.2f}"
+        f"confidence {confidence_text(hit.confidence)}"
+        if hit.is_match and hit.confidence is not None
+        else f"similarity {hit.similarity:.2f}, not verified"
     )
     caption = f"{hit.object_id} ({hit.institution}), {evidence}"
     return photo_evidence_png(services, query, hit.photo_id, caption=caption)
@@ -51,7 +66,7 @@ def photo_evidence_png(
         if stored is not None
         else extract_local_features(candidate.to_array())
     )
-    verification = verify(extract_local_features(query.to_array()), cand_features)
+    verification = verify_as_searched(services, query, photo_id, cand_features)
     labels = (
         f"query {query.sha256[:12]}",
         f"{caption or ref.object_id} - {verification.inliers} inliers",
@@ -59,3 +74,19 @@ def photo_evidence_png(
     return encode_png(
         draw_evidence(query.to_array(), candidate.to_array(), verification, labels=labels)
     )
+
+
+def verify_as_searched(
+    services: Services, query: DecodedImage, photo_id: int, candidate: LocalFeatures
+) -> Verification:
+    """The verification the search made: vote and verify restricted to this photo (what
+    finds a small object in a cluttered lot), else the pairwise attempt with mirroring; the
+    one with more inliers."""
+    features = extract_query_features(query.to_array())
+    fits = []
+    pairs = vote(services.descriptors, features, allowed={photo_id}).get(photo_id)
+    if pairs is not None:
+        fits = fit_instances(features, candidate, unique_candidate_points(pairs, len(candidate)))
+    strongest = features.subset(np.arange(min(len(features), DEFAULT_MAX_KEYPOINTS)))
+    fits.append(verify(strongest, candidate))
+    return max(fits, key=lambda v: v.inliers)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kernel.enums import Decision, ObjectStatus, ThresholdOn
 
 __all__ = [
+    "confidence_text",
     "OBJECT_ID_FIELDS",
     "ObjectBase",
     "ObjectCreate",
@@ -158,3 +159,8 @@ class SearchResult(BaseModel):
     @property
     def leads(self) -> list[SearchHit]:
         return [h for h in self.hits if h.decision is Decision.LEAD]
+
+
+def confidence_text(confidence: float) -> str:
+    """A confidence for people: four decimals, and never 1 (no evidence is certainty)."""
+    return ">0.9999" if confidence > 0.9999 else f"{confidence:.4f}"

@@ -28,7 +28,7 @@ from models.verification import Verification, fit_instances
 from storage.catalogue import PhotoRef
 from storage.descriptors.base import DescriptorIndex
 
-__all__ = ["Instance", "merge_instances", "vote", "vote_and_verify"]
+__all__ = ["Instance", "merge_instances", "unique_candidate_points", "vote", "vote_and_verify"]
 
 #: Neighbours fetched per query descriptor; the first from another photo is the ratio test's
 #: reference. Five was the reference run's choice; more mostly finds the same photo again.
@@ -105,7 +105,7 @@ def vote_and_verify(
         if blob is None:  # deleted since the index was built
             continue
         candidate = LocalFeatures.from_bytes(blob)
-        pairs = _unique_candidate_points(votes[pid], len(candidate))
+        pairs = unique_candidate_points(votes[pid], len(candidate))
         for fit in fit_instances(query, candidate, pairs, max_instances=MAX_COPIES):
             if fit.is_match:
                 found.append(
@@ -120,7 +120,7 @@ def vote_and_verify(
     return found
 
 
-def _unique_candidate_points(pairs: np.ndarray, n_points: int) -> np.ndarray:
+def unique_candidate_points(pairs: np.ndarray, n_points: int) -> np.ndarray:
     """Pairs whose catalogue keypoint exists, each query point once (its first vote)."""
     pairs = pairs[pairs[:, 1] < n_points]
     _, first = np.unique(pairs[:, 0], return_index=True)

@@ -119,3 +119,20 @@ def test_two_copies_of_one_object_are_both_found(catalogues) -> None:  # type: i
 def test_mirrored_and_tilted_photos_still_verify(catalogues, view) -> None:  # type: ignore[no-untyped-def]
     best = search(catalogues[10], _query(view(textured_object(6))), top_k=3).hits[0]
     assert best.object_id == "obj-6" and best.decision is Decision.MATCH and best.inliers >= 12
+
+
+def test_the_evidence_of_a_match_in_a_lot_shows_the_points_the_search_found(catalogues) -> None:  # type: ignore[no-untyped-def]
+    from engine.evidence import verify_as_searched
+    from models.local_features import FEATURES_KEY, LocalFeatures
+
+    table = Image.new("RGB", (1400, 900), (90, 80, 70))
+    table.paste(tilted(textured_object(7), 35).resize((240, 300)), (100, 120))
+    table.paste(tilted(textured_object(2), -30).resize((260, 320)), (800, 400))
+    query = _query(table)
+    services = catalogues[10]
+    result = search(services, query, top_k=5)
+    assert {h.object_id for h in result.matches} == {"obj-7", "obj-2"}
+    for hit in result.matches:
+        blob = services.catalogue.local_features([hit.photo_id], FEATURES_KEY)[hit.photo_id]
+        drawn = verify_as_searched(services, query, hit.photo_id, LocalFeatures.from_bytes(blob))
+        assert drawn.is_match and drawn.inliers >= 0.8 * (hit.inliers or 0)
