@@ -56,12 +56,19 @@ class Box(NamedTuple):
     def area(self) -> int:
         return self.width * self.height
 
-    def iou(self, other: Box) -> float:
+    def _intersection(self, other: Box) -> int:
         ix = max(0, min(self.x1, other.x1) - max(self.x0, other.x0))
         iy = max(0, min(self.y1, other.y1) - max(self.y0, other.y0))
-        inter = ix * iy
+        return ix * iy
+
+    def iou(self, other: Box) -> float:
+        inter = self._intersection(other)
         union = self.area + other.area - inter
         return inter / union if union > 0 else 0.0
+
+    def share_inside(self, other: Box) -> float:
+        """The share of this box's area that lies inside ``other`` (0 for an empty box)."""
+        return self._intersection(other) / self.area if self.area > 0 else 0.0
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Boolean mask of the Nx2 (x, y) points that fall inside the box."""

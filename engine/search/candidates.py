@@ -175,15 +175,8 @@ def unexplained_regions(
     return [
         b
         for b in query_regions(image_rgb, max_regions)
-        if not any(_covered(b, e) for e in explained)
+        if not any(b.share_inside(e) > 0.5 for e in explained)
     ]
-
-
-def _covered(box: Box, by: Box) -> bool:
-    """Whether most of ``box`` lies inside ``by``."""
-    ix = max(0, min(box.x1, by.x1) - max(box.x0, by.x0))
-    iy = max(0, min(box.y1, by.y1) - max(box.y0, by.y0))
-    return box.area > 0 and ix * iy > 0.5 * box.area
 
 
 def look_up_regions(

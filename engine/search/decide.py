@@ -121,18 +121,11 @@ def _explain_away(matches: Sequence[Candidate]) -> None:
             if (
                 strong.decision is Decision.MATCH
                 and other is not None
-                and _cover(box, other) >= _SAME_REGION_COVER
+                and box.share_inside(other) >= _SAME_REGION_COVER
                 and weak.inliers < EXPLAINED_BELOW * strong.inliers
             ):
                 weak.decision = Decision.LEAD
                 break
-
-
-def _cover(box: Box, by: Box) -> float:
-    """Share of ``box`` inside ``by``."""
-    ix = max(0, min(box.x1, by.x1) - max(box.x0, by.x0))
-    iy = max(0, min(box.y1, by.y1) - max(box.y0, by.y0))
-    return ix * iy / box.area if box.area > 0 else 0.0
 
 
 def _region_ok(verification: Verification | None) -> bool:
