@@ -107,6 +107,10 @@ class DescriptorIndex(Protocol):
         """Persist where it was created or loaded from (if it persists at all)."""
         ...
 
+    def training_points(self, expected: int) -> int:
+        """Sample descriptors `train` wants for about ``expected`` descriptors (0: none)."""
+        ...
+
     def train(self, sample: np.ndarray, *, expected: int) -> None:
         """Prepare for about ``expected`` descriptors, given a ``sample`` of them, before a
         rebuild adds them (an index that needs no training ignores it)."""

@@ -132,6 +132,11 @@ class FaissDescriptorIndex:
         return int(self._index.ntotal)
 
     @property
+    def lists(self) -> int:
+        """Inverted lists of the IVF layout (0 while exact)."""
+        return 0 if self.layout == "exact" else int(faiss.extract_index_ivf(self._index).nlist)
+
+    @property
     def outgrown(self) -> bool:
         return self.layout == "ivf" and self.size > OUTGROWN_FACTOR * self.trained_for
 
@@ -211,6 +216,10 @@ class FaissDescriptorIndex:
         dist[labels < 0] = np.inf
         photos, points = unpack_ids(labels)
         return dist, photos, points
+
+    def training_points(self, expected: int) -> int:
+        """`TRAIN_PER_LIST` points for each of the lists `nlist_for` plans (0 while exact)."""
+        return 0 if expected <= EXACT_MAX else TRAIN_PER_LIST * nlist_for(expected)
 
     def train(self, sample: np.ndarray, *, expected: int) -> None:
         """Prepare for about ``expected`` descriptors, ``sample`` being some of them: at most

@@ -83,6 +83,9 @@ class MemoryDescriptorIndex:
     def save(self) -> None:
         self.saved += 1
 
+    def training_points(self, expected: int) -> int:
+        return 0
+
     def train(self, sample: np.ndarray, *, expected: int) -> None:
         """Nothing to train: the twin is always exact."""
 

@@ -114,3 +114,25 @@ def test_an_ingest_that_outgrows_the_descriptor_index_retrains_it(
         assert list(index.photo_ids()) == sorted(services.catalogue.local_feature_ids(FEATURES_KEY))
     finally:
         services.close()
+
+
+def test_a_rebuild_reads_enough_photos_to_train_every_planned_list(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine import services as engine_services
+    from storage.descriptors import faiss_index
+
+    services = build_services(settings, embedder=FakeEmbedder())
+    root = write_catalogue(tmp_path / "cat", n_objects=40)
+    ingest_photos(services, iter_items(read_catalogue_csv(root)))
+    services.close()
+    # Five photos' descriptors alone are too few to train even 64 lists.
+    monkeypatch.setattr(engine_services, "TRAIN_PHOTOS", 5)
+    monkeypatch.setattr(faiss_index, "EXACT_MAX", 1000)
+    monkeypatch.setattr(faiss_index, "nlist_for", lambda expected: 64)
+    index, rebuilt = open_descriptor_index(settings, services.catalogue, force_rebuild=True)
+    assert rebuilt and isinstance(index, faiss_index.FaissDescriptorIndex)
+    assert index.size > 64 * faiss_index.TRAIN_PER_LIST
+    # Trained up front for the whole catalogue, not when adding crossed the exact limit.
+    assert index.layout == "ivf" and index.lists == 64
+    assert index.trained_for > 0.8 * index.size
