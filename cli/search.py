@@ -145,7 +145,7 @@ def check_listings(
         Path,
         typer.Argument(
             metavar="MANIFEST",
-            help="CSV or JSONL: listing_id, image, [title, url, seller, price, date].",
+            help="CSV or JSONL: listing_id, image, [venue, title, url, seller, price, date].",
         ),
     ],
     out_stem: Annotated[
@@ -167,14 +167,14 @@ def check_listings(
     try:
         with progress_bar() as progress:
             task = progress.add_task("Checking listings", total=total)
-            run, listings = run_check(
+            run = run_check(
                 services,
                 manifest,
                 recheck=recheck,
                 on_progress=lambda n, _t: progress.update(task, completed=n),
             )
         stem = out_stem or manifest.with_name(manifest.stem + ".hits")
-        csv_path, json_path = write_report(services, listings, stem)
+        csv_path, json_path = write_report(services, run, stem)
     finally:
         services.catalogue.close()
     for message in run.errors:

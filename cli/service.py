@@ -1,4 +1,5 @@
-"""The web service's commands: `serve`, `worker`, `create-admin`, `create-token`."""
+"""The web service's commands: `serve`, `worker`, `prune-uploads`, `create-admin`,
+`create-token`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import typer
 from cli.app import app, settings_of
 from kernel.settings import Settings
 
-__all__ = ["create_admin", "create_token", "serve", "worker"]
+__all__ = ["create_admin", "create_token", "prune_uploads", "serve", "worker"]
 
 
 def _accounts(settings: Settings):  # type: ignore[no-untyped-def]
@@ -49,6 +50,32 @@ def worker(
         on_job=lambda job_id: typer.echo(f"job {job_id} finished"),
     )
     typer.echo(f"artmatch worker: {count} job(s) run")
+
+
+@app.command("prune-uploads")
+def prune_uploads(
+    ctx: typer.Context,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Keep this many days (default: ARTMATCH_WEB_UPLOAD_RETENTION_DAYS, 90)."
+        ),
+    ] = None,
+) -> None:
+    """Delete uploaded listing manifests and their photos once their job finished long ago."""
+    from kernel.settings import WebSettings
+    from service.jobs import prune_uploads as prune
+    from storage.catalogue import create_catalogue
+    from storage.catalogue.jobs import Jobs
+
+    settings = settings_of(ctx)
+    keep = days or WebSettings().upload_retention_days
+    catalogue = create_catalogue(settings.database_url)
+    try:
+        deleted = prune(Jobs(catalogue.engine), settings.home / "manifests", days=keep)
+    finally:
+        catalogue.close()
+    typer.echo(f"{len(deleted)} uploaded manifest folder(s) older than {keep} day(s) deleted")
 
 
 @app.command()

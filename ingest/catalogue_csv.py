@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -19,7 +20,14 @@ from ingest.photos import PhotoItem
 from kernel.errors import InvalidInput
 from kernel.schemas import OBJECT_ID_FIELDS, ObjectCreate
 
-__all__ = ["CatalogueCsv", "RowError", "read_catalogue_csv", "resolve_path"]
+__all__ = [
+    "CatalogueCsv",
+    "RowError",
+    "csv_error_message",
+    "csv_rows",
+    "read_catalogue_csv",
+    "resolve_path",
+]
 
 REQUIRED = ("image", "object_id")
 OPTIONAL = ("institution", "status", "view", *OBJECT_ID_FIELDS)
@@ -44,6 +52,32 @@ def validation_message(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "row"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
+
+
+def csv_error_message(exc: csv.Error) -> str:
+    """The parser's complaint in words a user can act on."""
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return f"a field is longer than {csv.field_size_limit():,} characters"
+    return f"not valid CSV ({text})"
+
+
+def csv_rows(
+    reader: csv.DictReader[str],
+) -> Iterator[tuple[int, dict[str | Any, str | Any] | csv.Error]]:
+    """``(line number, row)`` for each row, or ``(line number, error)`` for a line the CSV
+    parser refuses; the reader goes on with the next line."""
+    while True:
+        before = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The parser gives up before counting the line it refused.
+            yield max(reader.line_num, before + 1, 2), exc
+            continue
+        yield reader.line_num, row
 
 
 def _read_file(path: Path) -> bytes:
@@ -85,7 +119,12 @@ def read_catalogue_csv(path: Path, *, institution: str = "default") -> Catalogue
     ignored = [c for c in columns if c not in REQUIRED and c not in OPTIONAL]
     base = path.parent
     rows: list[PhotoItem | RowError] = []
-    for line, raw in enumerate(reader, start=2):
+    for line, raw in csv_rows(reader):
+        if isinstance(raw, csv.Error):
+            # A malformed line (e.g. a field over csv.field_size_limit) spoils that row only.
+            source = f"{path.name}:{line}"
+            rows.append(RowError(source, f"{source}: {csv_error_message(raw)}"))
+            continue
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         source = f"{path.name}:{line}"
         if not row.get("image"):

@@ -1,30 +1,60 @@
 """Cross-checking auction listings against the objects reported stolen or missing.
 
 Manifest: CSV or JSONL with ``listing_id``, ``image`` (path relative to the manifest) and
-optionally ``title``, ``url``, ``seller``, ``price``, ``date``. Each checked listing is committed
-as it is done, so an interrupted run loses nothing and a re-run skips what was already checked
-(listings whose image could not be read are tried again). The hit report covers every listing
-of the manifest, including those checked by earlier runs.
+optionally ``venue``, ``title``, ``url``, ``seller``, ``price``, ``date``.
+
+A listing photo is read only from inside the manifest's own folder: no absolute path, no
+``..``, no symbolic link leading out, only regular files (never a FIFO or a device, which
+would hang or never end), at most ``max_photo_bytes``; an error names the listing and the
+path as the manifest wrote it, never a server path, and says nothing of what lies there.
+
+A listing's identity is (source, listing_id, sha256 of its photo): the source is its
+``venue`` when the manifest gives one, else the manifest itself. Each checked listing is
+committed as it is done, so an interrupted run loses nothing and a re-run of the same
+manifest skips what was already checked (listings whose photo could not be read or searched
+are tried again); another manifest or venue using the same ``listing_id``, or a new photo,
+is checked anew. The hit report covers exactly this manifest's listings.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import logging
+import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from pydantic import BaseModel, Field, ValidationError
 
 from engine.search import decision_threshold, search
 from engine.services import Services
-from ingest.catalogue_csv import validation_message
+from ingest.catalogue_csv import csv_error_message, csv_rows, validation_message
 from kernel.enums import LOST_STATUSES
 from kernel.errors import ArtmatchError, InvalidInput
 from models.images import decode_image
 
-__all__ = ["Listing", "ListingRun", "check_listings", "read_manifest", "write_report"]
+__all__ = [
+    "MAX_MANIFEST_BYTES",
+    "Listing",
+    "ListingKey",
+    "ListingRun",
+    "check_listings",
+    "manifest_source",
+    "neutralise_cell",
+    "read_listing_photo",
+    "read_manifest",
+    "safe_relative",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest manifest read (a million listings is ~200 MB of CSV; nobody sends that at once).
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 
 REPORT_COLUMNS = [
     "listing_id",
@@ -43,12 +73,18 @@ REPORT_COLUMNS = [
     "price",
     "date",
     "image",
+    "venue",
 ]
+
+#: (source, listing_id, sha256 of the photo, or None when the photo could not be read).
+ListingKey = tuple[str, str, str | None]
 
 
 class Listing(BaseModel):
     listing_id: str = Field(min_length=1, max_length=300)
     image: str = Field(min_length=1, max_length=1000)
+    #: The auction house or site; with it, one listing_id means one listing across manifests.
+    venue: str | None = Field(default=None, max_length=200)
     title: str | None = Field(default=None, max_length=1000)
     url: str | None = Field(default=None, max_length=2000)
     seller: str | None = Field(default=None, max_length=500)
@@ -63,15 +99,102 @@ class ListingRun:
     checked: int = 0
     hits: int = 0
     errors: list[str] = field(default_factory=list)
+    #: The manifest's listings and, for each, the identity its check is stored under.
+    listings: list[Listing] = field(default_factory=list)
+    keys: list[ListingKey] = field(default_factory=list)
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+class _Unreadable(Exception):
+    """A listing photo that is not a readable regular file inside the manifest folder."""
+
+
+class _TooLarge(_Unreadable):
+    pass
+
+
+def safe_relative(name: str) -> PurePosixPath | None:
+    """``name`` as a relative path with no ``..``, or None when it is absolute or escapes."""
+    rel = PurePosixPath(name.replace("\\", "/"))
+    if (
+        rel.is_absolute()
+        or PureWindowsPath(name).drive
+        or not rel.parts
+        or ".." in rel.parts
+        or "\0" in name
+    ):
+        return None
+    return rel
+
+
+def _read_regular(path: Path, *, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``.
+
+    Checked with stat before opening and again on the open descriptor (opened non-blocking,
+    without following a last-moment symbolic link): a FIFO, a device or a directory is
+    refused without a read that could block or never end.
+    """
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise _Unreadable
+    if st.st_size > max_bytes:
+        raise _TooLarge
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _Unreadable
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # grew since the stat
+        raise _TooLarge
+    return data
+
+
+def read_listing_photo(base: Path, name: str, *, max_bytes: int) -> bytes:
+    """The photo ``name`` of a manifest in ``base``, confined to ``base`` (see module doc).
+
+    Raises `_Unreadable` (or `_TooLarge`) without saying more: whether the path is missing,
+    a directory or outside is none of the caller's business.
+    """
+    rel = safe_relative(name)
+    if rel is None:
+        raise _Unreadable
+    try:
+        root = base.resolve(strict=True)
+        # resolve() follows symbolic links, so a link leading out is caught below.
+        target = root.joinpath(*rel.parts).resolve(strict=True)
+        if not target.is_relative_to(root) or target == root:
+            raise _Unreadable
+        return _read_regular(target, max_bytes=max_bytes)
+    except (OSError, RuntimeError, ValueError):
+        raise _Unreadable from None
+
+
+def manifest_source(manifest: Path) -> str:
+    """The default source of a manifest's listings: the manifest file itself, by its real
+    path, so that the command line and the service share the work on one file."""
+    return f"manifest:{Path(manifest).resolve()}"
+
+
+def _manifest_text(path: Path, *, max_bytes: int) -> str:
+    try:
+        data = _read_regular(path, max_bytes=max_bytes)
+    except _TooLarge:
+        raise InvalidInput(
+            f"{path.name}: the manifest is larger than {max_bytes:,} bytes; split it"
+        ) from None
+    except (_Unreadable, OSError):
+        raise InvalidInput(f"{path.name}: not a readable manifest file") from None
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InvalidInput(f"{path}: not a UTF-8 text file") from None
+        raise InvalidInput(f"{path.name}: not a UTF-8 text file") from None
+
+
+def _rows(path: Path, *, max_bytes: int) -> Iterator[tuple[int, dict[str, object]]]:
+    text = _manifest_text(path, max_bytes=max_bytes)
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         for line_no, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -80,35 +203,53 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InvalidInput(f"{path.name}:{line_no}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise InvalidInput(f"{path.name}:{line_no}: JSON nested too deeply") from None
             if not isinstance(row, dict):
                 raise InvalidInput(f"{path.name}:{line_no}: expected a JSON object per line")
             yield line_no, row
     else:
         reader = csv.DictReader(text.splitlines())
-        missing = [c for c in ("listing_id", "image") if c not in (reader.fieldnames or [])]
+        try:
+            fieldnames = reader.fieldnames or []
+        except csv.Error as exc:
+            raise InvalidInput(f"{path.name}:1: {csv_error_message(exc)}") from None
+        missing = [c for c in ("listing_id", "image") if c not in fieldnames]
         if missing:
-            raise InvalidInput(f"{path}: missing column(s) {', '.join(missing)}")
-        for line_no, row in enumerate(reader, start=2):
+            raise InvalidInput(f"{path.name}: missing column(s) {', '.join(missing)}")
+        for line_no, row in csv_rows(reader):
+            if isinstance(row, csv.Error):
+                raise InvalidInput(f"{path.name}:{line_no}: {csv_error_message(row)}")
             yield line_no, {k: v for k, v in row.items() if k and v not in (None, "")}
 
 
-def read_manifest(path: Path) -> list[Listing]:
-    """Every listing of the manifest; a malformed line fails the whole manifest, naming it."""
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        # A nested value is not a listing field; keep it as its JSON text (then length-checked).
+        return json.dumps(value)
+    return str(value)
+
+
+def read_manifest(path: Path, *, max_bytes: int = MAX_MANIFEST_BYTES) -> list[Listing]:
+    """Every listing of the manifest; a malformed line fails the whole manifest, naming it
+    (by file name and line, never by server path)."""
     path = Path(path)
     listings: list[Listing] = []
-    seen: set[str] = set()
-    for line_no, row in _rows(path):
-        row = {k: (str(v) if v is not None else None) for k, v in row.items()}
+    seen: set[tuple[str | None, str]] = set()
+    for line_no, raw in _rows(path, max_bytes=max_bytes):
+        row = {str(k): _text(v) for k, v in raw.items()}
         try:
             listing = Listing.model_validate(row)
         except ValidationError as exc:
             raise InvalidInput(f"{path.name}:{line_no}: {validation_message(exc)}") from None
-        if listing.listing_id in seen:
+        if (listing.venue, listing.listing_id) in seen:
             raise InvalidInput(f"{path.name}:{line_no}: listing_id {listing.listing_id!r} repeated")
-        seen.add(listing.listing_id)
+        seen.add((listing.venue, listing.listing_id))
         listings.append(listing)
     if not listings:
-        raise InvalidInput(f"{path}: the manifest lists no listings")
+        raise InvalidInput(f"{path.name}: the manifest lists no listings")
     return listings
 
 
@@ -116,32 +257,54 @@ def check_listings(
     services: Services,
     manifest: Path,
     *,
+    source: str | None = None,
     recheck: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
-) -> tuple[ListingRun, list[Listing]]:
+) -> ListingRun:
+    """Check every listing of ``manifest``; ``source`` names the manifest in listing
+    identities (default: `manifest_source`; the service passes a stable name for uploads)."""
     listings = read_manifest(manifest)
     base = Path(manifest).parent
+    default_source = source or manifest_source(manifest)
+    sources = [item.venue or default_source for item in listings]
     done = (
-        set()
+        {}
         if recheck
-        else services.catalogue.checked_listing_ids(item.listing_id for item in listings)
+        else services.catalogue.checked_listing_photos(
+            (src, item.listing_id) for src, item in zip(sources, listings, strict=True)
+        )
     )
-    run = ListingRun(total=len(listings))
+    run = ListingRun(total=len(listings), listings=listings)
     model_version = f"{services.embedder.name} {services.embedder.version}"
-    for n, listing in enumerate(listings, start=1):
-        if listing.listing_id in done:
-            run.skipped += 1
+    max_bytes = services.settings.max_upload_bytes
+    for n, (src, listing) in enumerate(zip(sources, listings, strict=True), start=1):
+        try:
+            data: bytes | None = read_listing_photo(base, listing.image, max_bytes=max_bytes)
+        except _TooLarge:
+            data, reason = None, f"{listing.image!r} is larger than {max_bytes:,} bytes"
+        except _Unreadable:
+            data = None
+            reason = f"{listing.image!r} is not a readable photo file inside the manifest folder"
+        if data is None:
+            run.keys.append((src, listing.listing_id, None))
+            _record_error(services, listing, src, reason, run=run, model_version=model_version)
         else:
-            _check_one(services, listing, base=base, run=run, model_version=model_version)
+            sha = hashlib.sha256(data).hexdigest()
+            run.keys.append((src, listing.listing_id, sha))
+            if sha in done.get((src, listing.listing_id), ()):
+                run.skipped += 1
+            else:
+                _check_one(
+                    services, listing, src, data, sha=sha, run=run, model_version=model_version
+                )
         if on_progress:
             on_progress(n, len(listings))
-    return run, listings
+    return run
 
 
-def _check_one(
-    services: Services, listing: Listing, *, base: Path, run: ListingRun, model_version: str
-) -> None:
-    record: dict[str, object] = {
+def _record(listing: Listing, source: str, model_version: str) -> dict[str, object]:
+    return {
+        "source": source,
         "listing_id": listing.listing_id,
         "image": listing.image,
         "title": listing.title,
@@ -151,16 +314,46 @@ def _check_one(
         "listed_on": listing.date,
         "model_version": model_version,
     }
+
+
+def _record_error(
+    services: Services,
+    listing: Listing,
+    source: str,
+    message: str,
+    *,
+    run: ListingRun,
+    model_version: str,
+) -> None:
+    run.errors.append(f"listing {listing.listing_id}: {message}")
+    services.catalogue.record_listing_check(
+        _record(listing, source, model_version) | {"error": message}
+    )
+
+
+def _check_one(
+    services: Services,
+    listing: Listing,
+    source: str,
+    data: bytes,
+    *,
+    sha: str,
+    run: ListingRun,
+    model_version: str,
+) -> None:
     try:
-        data = (base / listing.image).read_bytes()
         image = decode_image(
             data, source=listing.image, max_pixels=services.settings.max_image_pixels
         )
         result = search(services, image, top_k=5, statuses=list(LOST_STATUSES))
-    except (ArtmatchError, OSError) as exc:
-        message = str(exc) if isinstance(exc, ArtmatchError) else f"{listing.image}: {exc}"
-        run.errors.append(f"listing {listing.listing_id}: {message}")
-        services.catalogue.record_listing_check(record | {"error": message}, replace=True)
+    except ArtmatchError as exc:
+        _record_error(services, listing, source, str(exc), run=run, model_version=model_version)
+        return
+    except Exception:
+        # One odd photo must not sink the listings after it; the log keeps the details.
+        log.exception("listing %s could not be searched", listing.listing_id)
+        message = f"{listing.image!r} could not be searched (an internal error; see the log)"
+        _record_error(services, listing, source, message, run=run, model_version=model_version)
         return
     matches = [
         {
@@ -179,30 +372,50 @@ def _check_one(
     ]
     best = result.hits[0] if result.hits else None
     services.catalogue.record_listing_check(
-        record
+        _record(listing, source, model_version)
         | {
-            "image_sha256": image.sha256,
+            "image_sha256": sha,
             "is_hit": bool(matches),
             "best_object_id": best.object_id if best else None,
             # The catalogue's column keeps its name; it holds the best hit's similarity.
             "best_similarity": best.similarity if best else None,
             "matches_json": json.dumps(matches),
-        },
-        replace=True,
+        }
     )
     run.checked += 1
     run.hits += bool(matches)
 
 
-def write_report(services: Services, listings: list[Listing], out_stem: Path) -> tuple[Path, Path]:
-    """Write ``<stem>.csv`` and ``<stem>.json``: one row per (listing, matching object)."""
-    checks = services.catalogue.listing_checks(item.listing_id for item in listings)
+#: Cells a spreadsheet would read as a formula (OWASP, "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_cell(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula, with a leading quote so that it
+    shows as text; numbers and everything else unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def write_report(services: Services, run: ListingRun, out_stem: Path) -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` and ``<stem>.json``: one row per (listing, matching object) of
+    this run's manifest, from the checks stored under its listings' identities."""
+    checks = services.catalogue.listing_checks(run.keys)
     rows = []
-    for check in checks:
+    errors = []
+    found = 0
+    for listing, key in zip(run.listings, run.keys, strict=True):
+        check = checks.get(key)
+        if check is None:
+            continue
+        found += 1
+        if check.get("error"):
+            errors.append({"listing_id": listing.listing_id, "error": check["error"]})
         for match in check["matches"]:  # type: ignore[attr-defined]
             rows.append(
                 {
-                    "listing_id": check["listing_id"],
+                    "listing_id": listing.listing_id,
                     "object_id": match["object_id"],
                     # Checks recorded before the rename carry only "score" (the similarity)
                     # and no record of the threshold that decided them.
@@ -214,12 +427,14 @@ def write_report(services: Services, listings: list[Listing], out_stem: Path) ->
                     "institution": match["institution"],
                     "title_of_object": match["title"],
                     "loss_reference": match["loss_reference"],
-                    "listing_title": check["title"],
-                    "url": check["url"],
-                    "seller": check["seller"],
-                    "price": check["price"],
-                    "date": check["listed_on"],
-                    "image": check["image"],
+                    # The listing's details as this manifest gives them.
+                    "listing_title": listing.title,
+                    "url": listing.url,
+                    "seller": listing.seller,
+                    "price": listing.price,
+                    "date": listing.date,
+                    "image": listing.image,
+                    "venue": listing.venue,
                 }
             )
     out_stem.parent.mkdir(parents=True, exist_ok=True)
@@ -228,14 +443,12 @@ def write_report(services: Services, listings: list[Listing], out_stem: Path) ->
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=REPORT_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        # Listing fields come from strangers: a spreadsheet must not run them.
+        writer.writerows({k: neutralise_cell(v) for k, v in row.items()} for row in rows)
     threshold, threshold_on = decision_threshold(services.settings.match)
-    errors = [
-        {"listing_id": c["listing_id"], "error": c["error"]} for c in checks if c.get("error")
-    ]
     summary = {
-        "listings": len(listings),
-        "checked": len(checks),
+        "listings": len(run.listings),
+        "checked": found,
         "hits": rows,
         "errors": errors,
         # What this run's searches decide with (each hit carries the one that decided it).

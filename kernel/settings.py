@@ -172,6 +172,12 @@ class WebSettings(BaseSettings):
     #: Batch jobs run at the same time by the service (each in its own thread); 0 leaves
     #: them queued for separate `artmatch worker` processes (docker-compose does this).
     job_workers: int = Field(default=1, ge=0, le=8)
+    #: Seconds a running batch job may go without a heartbeat (renewed every third of it)
+    #: before another process counts it abandoned and marks it failed.
+    job_lease_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    #: Days an uploaded manifest (and its photos) is kept after its job finished;
+    #: `artmatch prune-uploads` deletes older ones (the job and its report stay).
+    upload_retention_days: int = Field(default=90, ge=1, le=36500)
 
 
 @lru_cache(maxsize=1)

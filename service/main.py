@@ -56,6 +56,7 @@ def create_app(
                 services=runtime.require_services,
                 reports_dir=runtime.reports_dir,
                 workers=web.job_workers,
+                lease_s=web.job_lease_s,
             )
             await run_in_threadpool(jobs.recover)
             runtime.job_runner = jobs

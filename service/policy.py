@@ -31,6 +31,7 @@ __all__ = [
     "institution_scope",
     "may",
     "may_on",
+    "may_read_job",
     "menu",
     "needs_institution",
 ]
@@ -51,6 +52,8 @@ class Action(StrEnum):
     SEARCH = "search"
     #: Submit batch listing checks and read their reports.
     RUN_JOBS = "run_jobs"
+    #: Read every account's batch jobs and reports; without it, a caller sees their own.
+    READ_ALL_JOBS = "read_all_jobs"
     #: Read the search log.
     AUDIT = "audit"
     #: Manage accounts and institutions.
@@ -67,6 +70,7 @@ RULES: Mapping[Action, frozenset[Role]] = {
     ),
     Action.SEARCH: frozenset({Role.INVESTIGATOR}),
     Action.RUN_JOBS: frozenset({Role.ANALYST}),
+    Action.READ_ALL_JOBS: frozenset({Role.ADMIN}),
     Action.AUDIT: frozenset({Role.AUDITOR}),
     Action.ADMIN: frozenset({Role.ADMIN}),
 }
@@ -128,6 +132,14 @@ def institution_scope(role: Role, own_institution: str | None) -> str | None:
 def needs_institution(role: Role) -> bool:
     """Whether an account of ``role`` must belong to an institution."""
     return role in INSTITUTION_BOUND
+
+
+def may_read_job(role: Role, *, account_id: int, owner_id: int | None) -> bool:
+    """Whether ``role`` (account ``account_id``) may see a batch job of account ``owner_id``:
+    its author, or a role that reads every job."""
+    return (may(role, Action.RUN_JOBS) and account_id == owner_id) or may(
+        role, Action.READ_ALL_JOBS
+    )
 
 
 def home_of(role: Role) -> str:

@@ -3,8 +3,10 @@
 Used when the service runs with ``ARTMATCH_WEB_JOB_WORKERS=0`` (as in docker-compose), so
 that hours of listing checks never compete with interactive searches. Jobs are claimed from
 the database atomically; before each job the index is reopened, so photos and thefts added
-through the service since the worker started are seen. A job the worker was running when it
-died is marked failed at its next start (one worker per database; more would need leases).
+through the service since the worker started are seen. Each job is held under a lease renewed
+by a heartbeat: a job whose runner died is marked failed once its lease runs out
+(``ARTMATCH_WEB_JOB_LEASE_S``), and a job another live process runs is never touched, so
+several workers (and a service running jobs itself) can share one database.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pathlib import Path
 
 from engine.services import Services, build_services, open_descriptor_index, open_index
 from kernel.enums import JobStatus
-from kernel.settings import Settings
-from service.jobs import JobRunner
+from kernel.settings import Settings, WebSettings
+from service.jobs import JobRunner, listing_source
 from storage.catalogue.jobs import Jobs
 
 __all__ = ["run_worker"]
@@ -33,9 +35,11 @@ def run_worker(
     once: bool = False,
     services: Services | None = None,
     on_job: Callable[[str], None] | None = None,
+    web: WebSettings | None = None,
 ) -> int:
     """Run queued jobs until stopped (SIGTERM/SIGINT) or, with ``once``, until none is
     queued; returns the number of jobs run."""
+    web = web or WebSettings()
     services = services or build_services(settings)
     jobs = Jobs(services.catalogue.engine)
     runner = JobRunner(
@@ -44,6 +48,7 @@ def run_worker(
         reports_dir=settings.home / "reports",
         workers=1,
         stale=(JobStatus.RUNNING,),
+        lease_s=web.job_lease_s,
     )
     runner.recover()
     stop = threading.Event()
@@ -53,7 +58,7 @@ def run_worker(
     done = 0
     try:
         while not stop.is_set():
-            job = jobs.claim_next_job()
+            job = jobs.claim_next_job(owner=runner.owner)
             if job is None:
                 if once:
                     break
@@ -66,7 +71,11 @@ def run_worker(
             services.descriptors, _ = open_descriptor_index(settings, services.catalogue)
             services.descriptors_saved_version = services.descriptors.meta.version
             log.info("running job %s (%s)", job.id, job.manifest)
-            runner.run(job.id, Path(job.manifest), recheck=job.recheck)
+            manifest = Path(job.manifest)
+            source = listing_source(
+                manifest=manifest, username=job.username, uploads_dir=settings.home / "manifests"
+            )
+            runner.run(job.id, manifest, recheck=job.recheck, source=source)
             services.save_descriptors()
             done += 1
             if on_job:

@@ -14,11 +14,11 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/jobs", response_class=HTMLResponse, summary="Batch checks (role: analyst)")
 def jobs_page(request: Request, user: MayRunJobs, runtime: RuntimeDep) -> HTMLResponse:
-    return render(request, "jobs.html", user, jobs=ops.list_jobs(runtime))
+    return render(request, "jobs.html", user, jobs=ops.list_jobs(runtime, user))
 
 
 @router.get(
     "/jobs/{job_id}", response_class=HTMLResponse, summary="One batch check (role: analyst)"
 )
 def job_page(request: Request, job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> HTMLResponse:
-    return render(request, "job.html", user, job=ops.get_job(runtime, job_id))
+    return render(request, "job.html", user, job=ops.get_job(runtime, user, job_id))

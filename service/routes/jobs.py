@@ -67,14 +67,14 @@ async def create_job(
     )
 
 
-@router.get("", response_model=list[JobPublic], summary="Recent jobs (role: analyst)")
+@router.get("", response_model=list[JobPublic], summary="Your recent jobs (role: analyst)")
 def list_jobs(user: MayRunJobs, runtime: RuntimeDep) -> list[JobPublic]:
-    return ops.list_jobs(runtime)
+    return ops.list_jobs(runtime, user)
 
 
 @router.get("/{job_id}", response_model=JobPublic, summary="Progress of a job (role: analyst)")
 def get_job(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> JobPublic:
-    return ops.get_job(runtime, job_id)
+    return ops.get_job(runtime, user, job_id)
 
 
 @router.get(
@@ -84,7 +84,7 @@ def get_job(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> JobPublic:
     summary="Hit report, CSV (role: analyst)",
 )
 def report_csv(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> FileResponse:
-    path = ops.report_path(runtime, job_id, "csv")
+    path = ops.report_path(runtime, user, job_id, "csv")
     return FileResponse(path, media_type="text/csv", filename=f"hits-{job_id}.csv")
 
 
@@ -95,5 +95,5 @@ def report_csv(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> FileRespon
     summary="Hit report with errors and settings, JSON (role: analyst)",
 )
 def report_json(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> FileResponse:
-    path = ops.report_path(runtime, job_id, "json")
+    path = ops.report_path(runtime, user, job_id, "json")
     return FileResponse(path, media_type="application/json", filename=f"hits-{job_id}.json")

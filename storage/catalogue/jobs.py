@@ -46,6 +46,10 @@ class BatchJob(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The lease: which runner (host, process, runner) runs the job, and when it last said it
+    #: still does. Another process fails a running job only once its lease has run out.
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ class JobRecord:
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    account_id: int | None = None
+    claimed_by: str | None = None
+    heartbeat_at: dt.datetime | None = None
 
 
 def _job(row: BatchJob) -> JobRecord:
@@ -88,6 +95,9 @@ def _job(row: BatchJob) -> JobRecord:
         created_at=created(row.created_at),
         started_at=aware(row.started_at),
         finished_at=aware(row.finished_at),
+        account_id=row.account_id,
+        claimed_by=row.claimed_by,
+        heartbeat_at=aware(row.heartbeat_at),
     )
 
 
@@ -128,18 +138,49 @@ class Jobs(Repository):
                 raise NotFound(f"no job {job_id!r}")
             return _job(row)
 
-    def list_jobs(self, *, limit: int = 50) -> list[JobRecord]:
+    def list_jobs(self, *, limit: int = 50, account_id: int | None = None) -> list[JobRecord]:
+        """The newest jobs; with ``account_id``, only that account's."""
+        query = select(BatchJob).order_by(BatchJob.created_at.desc()).limit(limit)
+        if account_id is not None:
+            query = query.where(BatchJob.account_id == account_id)
         with self._session() as session:
-            rows = session.scalars(
-                select(BatchJob).order_by(BatchJob.created_at.desc()).limit(limit)
-            ).all()
-            return [_job(r) for r in rows]
+            return [_job(r) for r in session.scalars(query).all()]
 
-    def claim_next_job(self) -> JobRecord | None:
-        """Take the oldest queued job for this process (marked running), or None.
+    def finished_before(self, cutoff: dt.datetime) -> list[str]:
+        """Ids of the jobs that finished (succeeded or failed) before ``cutoff``."""
+        with self._session() as session:
+            return list(
+                session.scalars(
+                    select(BatchJob.id).where(
+                        BatchJob.status.in_([JobStatus.SUCCEEDED, JobStatus.FAILED]),
+                        BatchJob.finished_at < cutoff,
+                    )
+                ).all()
+            )
 
-        The conditional UPDATE makes the claim atomic: two workers never run one job.
+    def job_ids(self) -> set[str]:
+        with self._session() as session:
+            return set(session.scalars(select(BatchJob.id)).all())
+
+    def claim_job(self, job_id: str, *, owner: str) -> bool:
+        """Take the queued job ``job_id`` for ``owner`` (marked running, lease started);
+        False when it is not queued any more (another runner took it, or it was failed).
+
+        The conditional UPDATE makes the claim atomic: two runners never run one job.
         """
+        now = utcnow()
+        with self._session() as session:
+            result = session.execute(
+                update(BatchJob)
+                .where(BatchJob.id == job_id, BatchJob.status == JobStatus.QUEUED)
+                .values(
+                    status=JobStatus.RUNNING, started_at=now, claimed_by=owner, heartbeat_at=now
+                )
+            )
+            return bool(cast("CursorResult[Any]", result).rowcount)
+
+    def claim_next_job(self, *, owner: str = "") -> JobRecord | None:
+        """Take the oldest queued job for ``owner`` (see `claim_job`), or None."""
         with self._session() as session:
             candidates = session.scalars(
                 select(BatchJob.id)
@@ -147,28 +188,53 @@ class Jobs(Repository):
                 .order_by(BatchJob.created_at)
                 .limit(5)
             ).all()
-            for job_id in candidates:
-                result = session.execute(
-                    update(BatchJob)
-                    .where(BatchJob.id == job_id, BatchJob.status == JobStatus.QUEUED)
-                    .values(status=JobStatus.RUNNING, started_at=utcnow())
+        for job_id in candidates:
+            if self.claim_job(job_id, owner=owner):
+                return self.get_job(job_id)
+        return None
+
+    def renew_leases(self, job_ids: Sequence[str], *, owner: str) -> None:
+        """Say that ``owner`` still runs these jobs."""
+        if not job_ids:
+            return
+        with self._session() as session:
+            session.execute(
+                update(BatchJob)
+                .where(
+                    BatchJob.id.in_(list(job_ids)),
+                    BatchJob.claimed_by == owner,
+                    BatchJob.status == JobStatus.RUNNING,
                 )
-                claimed = cast("CursorResult[Any]", result).rowcount
-                if claimed:
-                    session.flush()
-                    return _job(session.get(BatchJob, job_id))  # type: ignore[arg-type]
-            return None
+                .values(heartbeat_at=utcnow())
+            )
 
     def fail_unfinished_jobs(
-        self, message: str, *, statuses: Sequence[JobStatus] = (JobStatus.QUEUED, JobStatus.RUNNING)
+        self,
+        message: str,
+        *,
+        statuses: Sequence[JobStatus] = (JobStatus.QUEUED, JobStatus.RUNNING),
+        lease: dt.timedelta | None = None,
+        owner: str | None = None,
     ) -> int:
-        """Mark jobs a previous process left unfinished as failed (never lost)."""
+        """Mark failed the jobs with one of ``statuses`` that nobody runs any more (never
+        lost). A running job is failed only when it is ``owner``'s or its ``lease`` ran out
+        (no heartbeat for that long), so that one process never fails a job another still
+        runs; with neither given, every running job is (only where nothing else runs jobs)."""
+        now = utcnow()
         with self._session() as session:
             rows = session.scalars(
                 select(BatchJob).where(BatchJob.status.in_(list(statuses)))
             ).all()
+            failed = 0
             for row in rows:
+                if row.status is JobStatus.RUNNING and (owner or lease) is not None:
+                    beat = aware(row.heartbeat_at)
+                    mine = owner is not None and row.claimed_by == owner
+                    expired = lease is not None and (beat is None or now - beat >= lease)
+                    if not (mine or expired):
+                        continue
                 row.status = JobStatus.FAILED
                 row.message = message
-                row.finished_at = utcnow()
-            return len(rows)
+                row.finished_at = now
+                failed += 1
+            return failed

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -168,12 +169,18 @@ class LocalFeatureSet(Base):
 
 
 class ListingCheck(Base):
-    """One auction listing checked against the lost objects; re-runs skip checked listings."""
+    """One auction listing checked against the lost objects; re-runs skip checked listings.
+
+    A listing is (source, listing_id, image_sha256): the source is its venue, or the manifest
+    that named it; ``image_sha256`` is None for a check whose photo could not be read.
+    """
 
     __tablename__ = "listing_checks"
+    __table_args__ = (Index("ix_listing_checks_identity", "source", "listing_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    listing_id: Mapped[str] = mapped_column(String(300), unique=True)
+    source: Mapped[str] = mapped_column(String(1000))
+    listing_id: Mapped[str] = mapped_column(String(300))
     image: Mapped[str] = mapped_column(String(1000))
     image_sha256: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(String(1000))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import ColumnElement, create_engine, event, func, or_, select
 from sqlalchemy.orm import Session
 
 from kernel.enums import ObjectStatus
@@ -367,54 +367,68 @@ class Catalogue(Repository):
 
     # -- listing checks ------------------------------------------------------------------
 
-    def checked_listing_ids(self, listing_ids: Iterable[str]) -> set[str]:
-        ids = list(listing_ids)
-        found: set[str] = set()
+    def checked_listing_photos(
+        self, listings: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], set[str]]:
+        """(source, listing_id) -> the photo hashes checked without error for it."""
+        wanted = set(listings)
+        by_id = sorted({listing_id for _, listing_id in wanted})
+        found: dict[tuple[str, str], set[str]] = {}
         with self._session() as session:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                found.update(
-                    session.scalars(
-                        select(ListingCheck.listing_id).where(
-                            ListingCheck.listing_id.in_(chunk), ListingCheck.error.is_(None)
-                        )
-                    ).all()
-                )
+            for start in range(0, len(by_id), 500):
+                rows = session.execute(
+                    select(ListingCheck.source, ListingCheck.listing_id, ListingCheck.image_sha256)
+                    .where(ListingCheck.listing_id.in_(by_id[start : start + 500]))
+                    .where(ListingCheck.error.is_(None), ListingCheck.image_sha256.is_not(None))
+                ).all()
+                for source, listing_id, sha in rows:
+                    if sha is not None and (source, listing_id) in wanted:
+                        found.setdefault((source, listing_id), set()).add(sha)
         return found
 
-    def record_listing_check(self, check: dict[str, object], *, replace: bool = False) -> None:
+    def record_listing_check(self, check: dict[str, object]) -> None:
+        """Store a check, replacing the earlier one of the same listing and photo and any
+        earlier failed one of the listing (a check is either of a photo, or an error)."""
+        sha = check.get("image_sha256")
+        same: ColumnElement[bool] = ListingCheck.error.is_not(None)
+        if sha is not None:
+            same = or_(same, ListingCheck.image_sha256 == sha)
         with self._session() as session:
-            existing = session.scalar(
-                select(ListingCheck).where(ListingCheck.listing_id == check["listing_id"])
-            )
-            if existing is not None:
-                if not replace:
-                    return
-                session.delete(existing)
-                session.flush()
+            for old in session.scalars(
+                select(ListingCheck).where(
+                    ListingCheck.source == check["source"],
+                    ListingCheck.listing_id == check["listing_id"],
+                    same,
+                )
+            ).all():
+                session.delete(old)
+            session.flush()
             session.add(ListingCheck(**check))
 
-    def listing_checks(self, listing_ids: Iterable[str]) -> list[dict[str, object]]:
-        ids = list(listing_ids)
-        out: list[dict[str, object]] = []
+    def listing_checks(
+        self, keys: Iterable[tuple[str, str, str | None]]
+    ) -> dict[tuple[str, str, str | None], dict[str, object]]:
+        """The newest check stored under each (source, listing_id, sha256) key; a key with
+        no sha256 finds the listing's failed check."""
+        wanted = set(keys)
+        by_id = sorted({listing_id for _, listing_id, _ in wanted})
+        out: dict[tuple[str, str, str | None], dict[str, object]] = {}
         with self._session() as session:
-            for start in range(0, len(ids), 500):
+            for start in range(0, len(by_id), 500):
                 rows = session.scalars(
-                    select(ListingCheck).where(
-                        ListingCheck.listing_id.in_(ids[start : start + 500])
-                    )
+                    select(ListingCheck)
+                    .where(ListingCheck.listing_id.in_(by_id[start : start + 500]))
+                    .order_by(ListingCheck.id)
                 ).all()
                 for r in rows:
-                    out.append(
-                        {
+                    key = (r.source, r.listing_id, None if r.error else r.image_sha256)
+                    if key in wanted:
+                        out[key] = {
                             c.name: getattr(r, c.key)
                             for c in ListingCheck.__table__.columns
                             if c.name != "id"
-                        }
-                        | {"matches": json.loads(r.matches_json)}
-                    )
-        order = {lid: i for i, lid in enumerate(ids)}
-        return sorted(out, key=lambda row: order.get(str(row["listing_id"]), 0))
+                        } | {"matches": json.loads(r.matches_json)}
+        return out
 
 
 def _embedding(photo_id: int, model: str, model_version: str, vector: np.ndarray) -> Embedding:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kernel.enums import JobStatus
 from kernel.settings import WebSettings
 from service.worker import run_worker
 from tests.service.test_api import AN, REG, _object, _upload
@@ -37,3 +38,56 @@ def test_worker_runs_the_jobs_the_service_queues(api, settings) -> None:  # type
     job = api.as_(AN, "GET", f"/api/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and job["hits"] == 1
     assert run_worker(runtime.settings, once=True, services=runtime.require_services()) == 0
+
+
+def test_a_worker_starting_leaves_a_live_job_alone(api, settings) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from service.jobs import STOPPED_MESSAGE, JobRunner
+
+    runtime = api.client.app.state.runtime
+    account = runtime.accounts.by_username(AN)
+    for job_id in ("live", "dead"):
+        runtime.jobs.create_job(
+            job_id=job_id, account=account, manifest="m.csv", recheck=False, total=3
+        )
+        assert runtime.jobs.claim_job(job_id, owner="service-1")
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=61)
+    runtime.jobs.update_job("dead", heartbeat_at=long_ago)
+    # `artmatch worker` starts (and stops) beside the service that runs "live".
+    assert run_worker(runtime.settings, once=True, services=runtime.require_services()) == 0
+    assert runtime.jobs.get_job("live").status.value == "running"
+    dead = runtime.jobs.get_job("dead")
+    assert dead.status.value == "failed" and dead.message == STOPPED_MESSAGE
+    # The heartbeat keeps a running job's lease alive.
+    runner = JobRunner(
+        jobs=runtime.jobs, services=runtime.require_services, reports_dir=runtime.reports_dir
+    )
+    runtime.jobs.renew_leases(["live"], owner="service-1")
+    assert runner.recover() == 0
+    runner.shutdown()
+    assert runtime.jobs.get_job("live").status.value == "running"
+
+
+def test_prune_uploads_deletes_old_manifests_of_finished_jobs(api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from service.jobs import prune_uploads
+
+    runtime = api.client.app.state.runtime
+    account = runtime.accounts.by_username(AN)
+    now = dt.datetime.now(dt.UTC)
+    for job_id, finished in (("old", now - dt.timedelta(days=91)), ("new", now)):
+        runtime.jobs.create_job(
+            job_id=job_id, account=account, manifest="m.csv", recheck=False, total=1
+        )
+        runtime.jobs.update_job(job_id, status=JobStatus.SUCCEEDED, finished_at=finished)
+        (runtime.manifests_dir / job_id).mkdir(parents=True)
+        (runtime.manifests_dir / job_id / "m.csv").write_text("listing_id,image\n")
+    runtime.jobs.create_job(
+        job_id="queued", account=account, manifest="m.csv", recheck=False, total=1
+    )
+    (runtime.manifests_dir / "queued").mkdir()
+    assert prune_uploads(runtime.jobs, runtime.manifests_dir, days=90) == ["old"]
+    assert sorted(p.name for p in runtime.manifests_dir.iterdir()) == ["new", "queued"]
+    assert runtime.jobs.get_job("old").status is JobStatus.SUCCEEDED  # the job itself stays

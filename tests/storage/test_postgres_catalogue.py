@@ -152,10 +152,19 @@ def test_status_changes_history_and_filters(cat: Catalogue) -> None:
         cat.set_status("nope", StatusChange(status=ObjectStatus.STOLEN))
 
 
-def _check(listing_id: str, *, error: str | None = None, score: float = 0.7) -> dict[str, object]:
+def _check(
+    listing_id: str,
+    *,
+    source: str = "manifest:a.csv",
+    sha: str | None = "a" * 64,
+    error: str | None = None,
+    score: float = 0.7,
+) -> dict[str, object]:
     return {
+        "source": source,
         "listing_id": listing_id,
         "image": f"{listing_id}.jpg",
+        "image_sha256": None if error else sha,
         "title": "Old vase",
         "is_hit": error is None,
         "error": error,
@@ -167,17 +176,23 @@ def _check(listing_id: str, *, error: str | None = None, score: float = 0.7) -> 
 
 
 def test_listing_checks(cat: Catalogue) -> None:
+    src = "manifest:a.csv"
     cat.record_listing_check(_check("L1"))
     cat.record_listing_check(_check("L2", error="not an image"))
-    cat.record_listing_check(_check("L1", score=0.1))  # ignored: already checked
-    # Errors are checked again next time; clean checks are skipped.
-    assert cat.checked_listing_ids(["L1", "L2", "L3"]) == {"L1"}
-    rows = cat.listing_checks(["L2", "L1"])
-    assert [r["listing_id"] for r in rows] == ["L2", "L1"]
-    assert rows[1]["best_similarity"] == pytest.approx(0.7)
-    assert rows[1]["matches"] == [{"object_id": "A-1", "score": 0.7}]
-    assert rows[1]["checked_at"] is not None
-    cat.record_listing_check(_check("L2"), replace=True)
-    assert cat.checked_listing_ids(["L2"]) == {"L2"}
-    many = [f"X{i}" for i in range(1200)]  # more than one IN (...) chunk
-    assert cat.checked_listing_ids(many) == set()
+    cat.record_listing_check(_check("L1", score=0.1))  # replaces the check of the same photo
+    cat.record_listing_check(_check("L1", source="venue:other", sha="b" * 64))
+    # Errors are checked again next time; clean checks are skipped, per source and photo.
+    wanted = [(src, "L1"), (src, "L2"), (src, "L3")]
+    assert cat.checked_listing_photos(wanted) == {(src, "L1"): {"a" * 64}}
+    keys = [(src, "L2", None), (src, "L1", "a" * 64), (src, "L1", "b" * 64)]
+    rows = cat.listing_checks(keys)
+    assert set(rows) == set(keys[:2])
+    assert rows[keys[1]]["best_similarity"] == pytest.approx(0.1)
+    assert rows[keys[1]]["matches"] == [{"object_id": "A-1", "score": 0.7}]
+    assert rows[keys[1]]["checked_at"] is not None
+    assert rows[keys[0]]["error"] == "not an image"
+    cat.record_listing_check(_check("L2"))  # the photo is readable now: the error goes
+    assert cat.checked_listing_photos([(src, "L2")]) == {(src, "L2"): {"a" * 64}}
+    assert cat.listing_checks([(src, "L2", None)]) == {}
+    many = [(src, f"X{i}") for i in range(1200)]  # more than one IN (...) chunk
+    assert cat.checked_listing_photos(many) == {}
