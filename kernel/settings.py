@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=90_000_000, ge=1)
     #: Largest upload accepted, in bytes.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    #: Days a photo searched with is kept after its latest search (for the evidence pictures);
+    #: `artmatch prune-queries` deletes older ones. 0 keeps them all.
+    query_retention_days: int = Field(default=365, ge=0)
 
     @property
     def blob_path(self) -> Path:
@@ -166,6 +169,9 @@ class WebSettings(BaseSettings):
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     #: Send the session cookie over HTTPS only; set true behind TLS.
     secure_cookies: bool = False
+    #: Strict-Transport-Security max-age in seconds; 0 (default) sends no such header. Set it
+    #: (e.g. 31536000) only when the service is reached over HTTPS alone.
+    hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
     #: Directories an analyst may name a manifest in (server paths); none: uploads only
     #: besides ``<home>/manifests``.
     manifest_roots: list[Path] = Field(default_factory=list)

@@ -16,7 +16,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from kernel.settings import Settings, WebSettings, get_settings
-from service.errors import install_error_handlers
+from service.errors import document_errors, install_error_handlers
+from service.headers import SecurityHeadersMiddleware
 from service.jobs import JobRunner
 from service.pages import admin as admin_pages
 from service.pages import auth as auth_pages
@@ -85,10 +86,15 @@ def create_app(
         openapi_url="/api/v1/openapi.json",
     )
     app.add_middleware(BodyLimitMiddleware, limit=web.max_request_bytes)
+    # Added last, so outermost of ours: the body limit's 413 carries the headers too.
+    app.add_middleware(
+        SecurityHeadersMiddleware, docs_path=app.docs_url, hsts_seconds=web.hsts_seconds
+    )
     install_error_handlers(app)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for api in (health, accounts, institutions, objects, photos, searches, jobs):
+        document_errors(api.router)
         app.include_router(api.router)
     for pages in (auth_pages, catalogue_pages, search_pages, job_pages, admin_pages):
         app.include_router(pages.router)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.enums import JobStatus, Role
@@ -14,6 +15,7 @@ __all__ = [
     "AccountCreate",
     "AccountPublic",
     "AccountUpdate",
+    "DbId",
     "Deleted",
     "ErrorBody",
     "Health",
@@ -37,6 +39,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: A database id in a URL (photo, search, account, token). The databases hold signed 64-bit
+#: integers: a larger number would overflow the driver (a 500), so it is refused as invalid.
+DbId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 _Username = Field(min_length=2, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLarge, UnsupportedMediaType
 
-__all__ = ["BodyLimitMiddleware", "read_upload"]
+__all__ = ["BodyLimitMiddleware", "BodyTooLarge", "read_upload"]
 
 _CHUNK = 1 << 20
 #: Browsers and phones label photos image/*; scripts often send no useful type at all.
@@ -44,9 +45,20 @@ async def read_upload(
     return b"".join(chunks)
 
 
+class BodyTooLarge(HTTPException):
+    """A streamed body passed the limit while being read.
+
+    An HTTPException, not a `PayloadTooLarge`: FastAPI turns anything else raised while it
+    reads a body into "400 error parsing the body", but lets HTTPExceptions through."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than the limit of {limit:,} bytes")
+
+
 class BodyLimitMiddleware:
     """Refuse request bodies over ``limit`` bytes with 413 before reading them, and stop
-    reading a body without a Content-Length once it passes the limit."""
+    reading a body without a Content-Length (chunked) once it passes the limit: counting the
+    bytes as they arrive, so the declared length is never trusted alone."""
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
@@ -62,6 +74,7 @@ class BodyLimitMiddleware:
             await _send_413(send, self.limit)
             return
         seen = 0
+        started = False
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -69,10 +82,22 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise PayloadTooLarge(f"request body larger than {self.limit:,} bytes")
+                    raise BodyTooLarge(self.limit)
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except BodyTooLarge:
+            # Read outside a route (a middleware, a form parsed by a dependency that no
+            # handler caught): answer here, unless an answer is already under way.
+            if started:
+                raise
+            await _send_413(send, self.limit)
 
 
 async def _send_413(send: Send, limit: int) -> None:

@@ -10,6 +10,7 @@ from service.schemas import (
     AccountCreate,
     AccountPublic,
     AccountUpdate,
+    DbId,
     Deleted,
     TokenCreate,
     TokenCreated,
@@ -38,7 +39,7 @@ def create_my_token(body: TokenCreate, user: Anyone, runtime: RuntimeDep) -> Tok
 
 
 @router.delete("/me/tokens/{token_id}", response_model=Deleted, summary="Revoke (role: any)")
-def revoke_my_token(token_id: int, user: Anyone, runtime: RuntimeDep) -> Deleted:
+def revoke_my_token(token_id: DbId, user: Anyone, runtime: RuntimeDep) -> Deleted:
     ops.revoke_own_token(runtime, user, token_id)
     return Deleted(deleted=f"token {token_id}")
 
@@ -59,7 +60,7 @@ def create_account(body: AccountCreate, user: MayAdminister, runtime: RuntimeDep
     "/accounts/{account_id}", response_model=AccountPublic, summary="Change (role: admin)"
 )
 def update_account(
-    account_id: int, body: AccountUpdate, user: MayAdminister, runtime: RuntimeDep
+    account_id: DbId, body: AccountUpdate, user: MayAdminister, runtime: RuntimeDep
 ) -> AccountPublic:
     return ops.update_account(runtime, user, account_id, body)
 
@@ -71,6 +72,6 @@ def update_account(
     summary="API token for an account, e.g. a script's (role: admin)",
 )
 def create_token_for(
-    account_id: int, body: TokenCreate, user: MayAdminister, runtime: RuntimeDep
+    account_id: DbId, body: TokenCreate, user: MayAdminister, runtime: RuntimeDep
 ) -> TokenCreated:
     return ops.issue_token(runtime, account_id, body)

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from service.deps import MayManageObjects, MayReadObjects, RuntimeDep, ServicesDep
 from service.operations import catalogue as ops
-from service.schemas import Deleted, PhotoOut
+from service.schemas import DbId, Deleted, PhotoOut
 
 router = APIRouter(prefix="/api/v1/photos", tags=["photos"])
 
@@ -39,7 +39,7 @@ def _stream(services: ServicesDep, key: str, content_type: str, etag: str) -> St
     response_model=PhotoOut,
     summary="Photo metadata (roles: registrar (own), investigator, analyst)",
 )
-def get_photo(photo_id: int, user: MayReadObjects, runtime: RuntimeDep) -> PhotoOut:
+def get_photo(photo_id: DbId, user: MayReadObjects, runtime: RuntimeDep) -> PhotoOut:
     photo = ops.readable_photo(runtime, user, photo_id)
     return ops.photo_out(photo)
 
@@ -51,7 +51,7 @@ def get_photo(photo_id: int, user: MayReadObjects, runtime: RuntimeDep) -> Photo
     summary="The full image (roles: registrar (own), investigator, analyst)",
 )
 def photo_image(
-    photo_id: int, user: MayReadObjects, runtime: RuntimeDep, services: ServicesDep
+    photo_id: DbId, user: MayReadObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> StreamingResponse:
     photo = ops.readable_photo(runtime, user, photo_id)
     return _stream(services, photo.blob_key, f"image/{photo.format.lower()}", photo.sha256)
@@ -64,7 +64,7 @@ def photo_image(
     summary="A JPEG thumbnail (roles: registrar (own), investigator, analyst)",
 )
 def photo_thumbnail(
-    photo_id: int, user: MayReadObjects, runtime: RuntimeDep, services: ServicesDep
+    photo_id: DbId, user: MayReadObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> StreamingResponse:
     photo = ops.readable_photo(runtime, user, photo_id)
     return _stream(services, photo.thumbnail_key, "image/jpeg", photo.sha256 + "-t")
@@ -72,7 +72,7 @@ def photo_thumbnail(
 
 @router.delete("/{photo_id}", response_model=Deleted, summary="Delete a photo (role: registrar)")
 def delete_photo(
-    photo_id: int, user: MayManageObjects, runtime: RuntimeDep, services: ServicesDep
+    photo_id: DbId, user: MayManageObjects, runtime: RuntimeDep, services: ServicesDep
 ) -> Deleted:
     ops.delete_photo(runtime, services, user, photo_id)
     return Deleted(deleted=f"photo {photo_id}")

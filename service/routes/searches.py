@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from kernel.enums import ObjectStatus
 from service.deps import MayAudit, MaySearch, RuntimeDep, ServicesDep
 from service.operations import searches as ops
-from service.schemas import Page, SearchLogOut, SearchResponse
+from service.schemas import DbId, Page, SearchLogOut, SearchResponse
 from service.uploads import read_upload
 
 router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
@@ -52,7 +52,7 @@ async def create_search(
     "(role: investigator)",
 )
 async def search_evidence(
-    search_id: int, photo_id: int, user: MaySearch, runtime: RuntimeDep, services: ServicesDep
+    search_id: DbId, photo_id: DbId, user: MaySearch, runtime: RuntimeDep, services: ServicesDep
 ) -> Response:
     png = await ops.search_evidence(runtime, services, search_id=search_id, photo_id=photo_id)
     return Response(content=png, media_type="image/png")

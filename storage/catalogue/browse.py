@@ -86,6 +86,10 @@ class CatalogueQueries(Repository):
             where.append(Institution.name.in_(list(institutions)))
         if object_type:
             where.append(func.lower(CatalogueObject.object_type) == object_type.lower())
+        if text and "\0" in text:
+            # No field holds a NUL (PostgreSQL cannot store one), and SQLite's LIKE would end
+            # the pattern there: "%\0%" became "%", which matched every object.
+            return [], 0
         if text:
             pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
             where.append(
