@@ -150,15 +150,17 @@ def decode_cost(mode: str, size: tuple[int, int]) -> int:
     return size[0] * size[1] * per_pixel
 
 
-def _scaled_to_8bit(arr: np.ndarray) -> Image.Image:
+def _scaled_to_8bit(arr: np.ndarray, *, floats: bool = False) -> Image.Image:
     # 16/32-bit and float greyscale: scale the real range into 8 bits instead of clipping to
     # white. float32 on the already reduced picture: small, whatever the original size.
-    arr = np.nan_to_num(arr.astype(np.float32, copy=False))
+    if arr.dtype != np.float32 or not arr.flags.writeable:
+        arr = arr.astype(np.float32)
+    if floats:
+        np.nan_to_num(arr, copy=False)
     lo, hi = float(arr.min()), float(arr.max())
-    if hi > lo:
-        arr = (arr - lo) * np.float32(255.0 / (hi - lo))
-    else:
-        arr = np.zeros_like(arr)
+    # In place: one float copy at most, whatever the steps.
+    arr -= np.float32(lo)
+    arr *= np.float32(255.0 / (hi - lo)) if hi > lo else np.float32(0.0)
     return Image.fromarray(arr.astype(np.uint8), "L").convert("RGB")
 
 
@@ -188,7 +190,7 @@ def _reduced_rgb(img: Image.Image, factor: int) -> Image.Image:
     if factor > 1:
         img = img.reduce(factor)
     if mode in ("I", "F"):
-        return _scaled_to_8bit(np.asarray(img))
+        return _scaled_to_8bit(np.asarray(img), floats=mode == "F")
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         # Composite on white: a transparent background reads as paper, not as black.
         rgba = img.convert("RGBA")
