@@ -143,10 +143,7 @@ def sha256_hex(data: bytes) -> str:
 
 def decode_cost(mode: str, size: tuple[int, int]) -> int:
     """Bytes of raster a decode of an image of ``mode`` and ``size`` holds at its peak."""
-    if mode in _BYTES_PER_PIXEL:
-        per_pixel = _BYTES_PER_PIXEL[mode]
-    else:
-        per_pixel = 4 if mode in _MULTIBAND else 8
+    per_pixel = _BYTES_PER_PIXEL.get(mode, 4 if mode in _MULTIBAND else 8)
     return size[0] * size[1] * per_pixel
 
 

@@ -19,10 +19,14 @@ from typer.testing import CliRunner
 from cli.main import app
 from kernel.errors import ArtmatchError
 from kernel.settings import Settings
-from tests.service.conftest import Api, api, web_settings  # noqa: F401 (fixtures)
+from tests.service import conftest as service_fixtures
+from tests.service.conftest import Api
 from tests.utils.images import textured_object
 
 runner = CliRunner()
+# The service tests' app with accounts of every role and their tokens.
+api = service_fixtures.api
+web_settings = service_fixtures.web_settings
 
 
 def _save(img: Image.Image, fmt: str, **kw: object) -> bytes:
@@ -146,6 +150,7 @@ def _invoke(settings: Settings, *args: str):  # type: ignore[no-untyped-def]
     return result
 
 
+@pytest.mark.slow  # opens the services once per file: about 5 s
 def test_cli_search(settings: Settings, tmp_path: Path) -> None:
     for name, data in {**GOOD, **BAD}.items():
         path = tmp_path / name

@@ -55,8 +55,7 @@ def test_one_photo_that_fails_does_not_sink_its_batch(services) -> None:
     bad = outcomes.pop("2000x190.png")
     assert bad.outcome is Outcome.ERROR
     assert bad.message == (
-        "2000x190.png: could not be embedded (an internal error; the other photos are not "
-        "affected)"
+        "2000x190.png: could not be embedded (an internal error; the other photos are not affected)"
     )
     assert all(o.outcome is Outcome.ADDED for o in outcomes.values())
     assert services.index.size == len(SHAPES) - 1
