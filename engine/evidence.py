@@ -72,7 +72,13 @@ def photo_evidence_png(
         f"{caption or ref.object_id} - {verification.inliers} inliers",
     )
     return encode_png(
-        draw_evidence(query.to_array(), candidate.to_array(), verification, labels=labels)
+        draw_evidence(
+            query.to_array(),
+            candidate.to_array(),
+            verification,
+            labels=labels,
+            candidate_size=(cand_features.width, cand_features.height),
+        )
     )
 
 

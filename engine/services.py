@@ -288,7 +288,13 @@ def _fill_descriptor_index(index: DescriptorIndex, catalogue: Catalogue, method:
 def build_services(settings: Settings, *, embedder: Embedder | None = None) -> Services:
     """Open the catalogue, blob store, embedder and index named by ``settings``."""
     from models.embedders import create_embedder
+    from models.images import configure_decoding
 
+    # Every process (service, worker, CLI) builds its services here: the decode bound is
+    # process-wide, so this is where it takes the settings' figures.
+    configure_decoding(
+        max_bytes=settings.max_decode_bytes, max_concurrent=settings.max_concurrent_decodes
+    )
     settings.home.mkdir(parents=True, exist_ok=True)
     catalogue = create_catalogue(settings.database_url)
     blobs = create_blob_store(settings)

@@ -8,6 +8,7 @@ each batch together with the fingerprint of the catalogue it reflects.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -27,9 +28,11 @@ from models.local_features import (
     extract_local_features,
     matching_descriptors,
 )
-from storage.catalogue import NewPhoto
+from storage.catalogue import NewPhoto, PhotoRef
 
 __all__ = ["IngestOutcome", "Outcome", "PhotoItem", "blob_keys", "ingest_photos", "sync_index"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,12 +97,15 @@ def ingest_photos(
 
     for batch in _batches(items, services.settings.embedder.batch_size):
         decoded: list[tuple[PhotoItem, DecodedImage, bytes]] = []
-        seen: set[str] = set()
+        seen: dict[str, ObjectCreate] = {}
         for item in batch:
             try:
                 data = item.load()
                 image = decode_image(
-                    data, source=item.source, max_pixels=services.settings.max_image_pixels
+                    data,
+                    source=item.source,
+                    max_pixels=services.settings.max_image_pixels,
+                    max_bytes=services.settings.max_decode_bytes,
                 )
             except ArtmatchError as exc:
                 report(IngestOutcome(item.source, Outcome.ERROR, str(exc), item.record.object_id))
@@ -108,24 +114,20 @@ def ingest_photos(
                 message = f"{item.source}: cannot read file ({exc.strerror or exc})"
                 report(IngestOutcome(item.source, Outcome.ERROR, message, item.record.object_id))
                 continue
+            except Exception:
+                report(_failed(item, "could not be decoded"))
+                continue
             existing = services.catalogue.photo_by_sha(image.sha256)
             if existing is not None or image.sha256 in seen:
-                owner = existing.object_id if existing else item.record.object_id
-                report(
-                    IngestOutcome(
-                        item.source,
-                        Outcome.DUPLICATE,
-                        f"{item.source}: same bytes as a photo already stored for object {owner}",
-                        owner,
-                        existing.photo_id if existing else None,
-                    )
-                )
+                report(_duplicate(item, existing, seen.get(image.sha256)))
                 continue
-            seen.add(image.sha256)
+            seen[image.sha256] = item.record
             decoded.append((item, image, data))
         if not decoded:
             continue
-        vectors = services.embedder.embed([img.image for _, img, _ in decoded])
+        vectors, decoded = _embed(services, decoded, report)
+        if not decoded:
+            continue
         added_ids, added_vecs = [], []
         stored: list[tuple[IngestOutcome, duplicates.NewPhoto]] = []
         for (item, image, data), vector in zip(decoded, vectors, strict=True):
@@ -135,6 +137,9 @@ def ingest_photos(
                 message = exc.message if isinstance(exc, Conflict) else str(exc)
                 message = f"{item.source}: {message}"
                 report(IngestOutcome(item.source, Outcome.ERROR, message, item.record.object_id))
+                continue
+            except Exception:
+                report(_failed(item, "could not be stored"))
                 continue
             added_ids.append(ref)
             added_vecs.append(vector)
@@ -158,6 +163,55 @@ def ingest_photos(
     return outcomes
 
 
+def _failed(item: PhotoItem, what: str) -> IngestOutcome:
+    # An error no check foresaw: the photo is refused, the rest of the batch goes on, and the
+    # traceback goes to the log rather than to the user.
+    log.exception("%s %s", item.source, what)
+    message = f"{item.source}: {what} (an internal error; the other photos are not affected)"
+    return IngestOutcome(item.source, Outcome.ERROR, message, item.record.object_id)
+
+
+def _duplicate(
+    item: PhotoItem, existing: PhotoRef | None, earlier: ObjectCreate | None
+) -> IngestOutcome:
+    """The outcome of a photo already stored (or sent twice in one batch). Another
+    institution's object is not named: registrars see only their own catalogue."""
+    owner = existing.object_id if existing else earlier.object_id if earlier else None
+    institution = existing.institution if existing else earlier.institution if earlier else None
+    if institution == item.record.institution:
+        where = f"for object {owner}"
+    else:
+        where, owner = "in the catalogue of another institution", None
+    return IngestOutcome(
+        item.source,
+        Outcome.DUPLICATE,
+        f"{item.source}: same bytes as a photo already stored {where}",
+        owner,
+        existing.photo_id if existing else None,
+    )
+
+
+def _embed(
+    services: Services,
+    decoded: list[tuple[PhotoItem, DecodedImage, bytes]],
+    report: Callable[[IngestOutcome], None],
+) -> tuple[list[np.ndarray], list[tuple[PhotoItem, DecodedImage, bytes]]]:
+    """Vectors of the decoded photos; if the batch fails, one photo at a time, so that one
+    photo the model cannot take sinks only itself."""
+    try:
+        return list(services.embedder.embed([img.image for _, img, _ in decoded])), decoded
+    except Exception:
+        if len(decoded) == 1:
+            report(_failed(decoded[0][0], "could not be embedded"))
+            return [], []
+    vectors, kept = [], []
+    for entry in decoded:
+        more, ok = _embed(services, [entry], report)
+        vectors += more
+        kept += ok
+    return vectors, kept
+
+
 def _store(
     services: Services, item: PhotoItem, image: DecodedImage, data: bytes, vector: np.ndarray
 ) -> tuple[int, LocalFeatures | None]:
@@ -167,7 +221,7 @@ def _store(
     if not services.blobs.exists(thumb_key):
         thumb = make_thumbnail(image.image, max_side=services.settings.storage.thumbnail_px)
         services.blobs.put(thumb_key, thumb, content_type="image/jpeg")
-    width, height = image.size
+    width, height = image.original_size or image.size
     local = features = None
     if services.settings.match.verify:
         features = extract_local_features(image.to_array())

@@ -137,6 +137,12 @@ class Settings(BaseSettings):
     #: Largest image accepted, in pixels (width x height); larger is refused as a
     #: decompression bomb.
     max_image_pixels: int = Field(default=90_000_000, ge=1)
+    #: Raw raster one decode may hold, in bytes, by the header's size and mode (Pillow keeps
+    #: RGB and CMYK as 4 bytes a pixel, 16-bit grey as 2); larger is refused before decoding.
+    #: The default fits a full 90-megapixel RGB image.
+    max_decode_bytes: int = Field(default=384 * 1024 * 1024, ge=1024 * 1024)
+    #: Image decodes running at once in one process (service, worker or CLI); more wait.
+    max_concurrent_decodes: int = Field(default=2, ge=1, le=64)
     #: Largest upload accepted, in bytes.
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
     #: Days a photo searched with is kept after its latest search (for the evidence pictures);

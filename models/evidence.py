@@ -36,11 +36,12 @@ def _check_rgb(image: np.ndarray, name: str) -> np.ndarray:
     return image[:, :, :3]
 
 
-def _fit_height(image: np.ndarray, height: int) -> tuple[np.ndarray, float]:
-    factor = height / image.shape[0]
-    width = max(1, round(image.shape[1] * factor))
+def _fit(image: np.ndarray, *, height: int, width: int) -> tuple[np.ndarray, float]:
+    """``image`` scaled to ``height``, or less where that would be wider than ``width``."""
+    factor = min(height / image.shape[0], width / image.shape[1])
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
     interp = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interp), factor
+    return cv2.resize(image, size, interpolation=interp), factor
 
 
 def _line_colors(n: int) -> list[tuple[int, int, int]]:
@@ -58,8 +59,13 @@ def draw_evidence(
     *,
     max_height: int = 720,
     labels: Sequence[str] = ("query", "catalogue"),
+    candidate_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """RGB image: query left, catalogue photo right, matches and the matched outline drawn."""
+    """RGB image: query left, catalogue photo right, matches and the matched outline drawn.
+
+    ``candidate_size`` is the (width, height) the candidate's points are measured in when it
+    differs from ``candidate_rgb`` (features stored from a larger decode of the photo).
+    """
     if max_height < 32:
         raise InvalidInput("max_height must be >= 32")
     if len(labels) != 2:
@@ -67,12 +73,19 @@ def draw_evidence(
     query = _check_rgb(query_rgb, "query_rgb")
     candidate = _check_rgb(candidate_rgb, "candidate_rgb")
     height = min(max_height - _CAPTION_PX, max(query.shape[0], candidate.shape[0]))
-    left, fq = _fit_height(query, height)
-    right, fc = _fit_height(candidate, height)
+    # Each photo gets at most half of a picture four times as wide as high: a frieze beside
+    # a scroll at one shared height would be hundreds of thousands of pixels wide.
+    half = 2 * max_height
+    left, fq = _fit(query, height=height, width=half)
+    right, fc = _fit(candidate, height=height, width=half)
+    if candidate_size is not None and candidate_size[0] > 0:
+        # The candidate's points are in the frame its features were computed in.
+        fc *= candidate.shape[1] / candidate_size[0]
+    height = max(left.shape[0], right.shape[0])
     offset = left.shape[1] + _GAP_PX
     canvas = np.full((height + _CAPTION_PX, offset + right.shape[1], 3), _BACKGROUND, np.uint8)
-    canvas[:height, : left.shape[1]] = left
-    canvas[:height, offset:] = right
+    canvas[: left.shape[0], : left.shape[1]] = left
+    canvas[: right.shape[0], offset:] = right
 
     if verification.query_quad is not None:
         quad = np.round(verification.query_quad * fq).astype(np.int32)

@@ -18,6 +18,7 @@ for 1000 keypoints) and lets the same blob serve plain SIFT too.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -143,10 +144,27 @@ def _to_gray(image: np.ndarray) -> np.ndarray:
         gray = cv2.cvtColor(image, code)
     else:
         raise InvalidInput(f"image must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
-    if min(gray.shape) < _MIN_SIDE:
-        size = f"{gray.shape[1]}x{gray.shape[0]}"
-        raise InvalidInput(f"image is too small for local features: {size}")
     return gray
+
+
+def _empty(method: str, width: int, height: int) -> LocalFeatures:
+    dim = 32 if method == "orb" else 128
+    return LocalFeatures(
+        keypoints=np.zeros((0, 2), np.float32),
+        descriptors=np.zeros((0, dim), np.uint8),
+        width=width,
+        height=height,
+        method=method,
+    )
+
+
+def _working_factor(width: int, height: int, max_side: int) -> float:
+    factor = min(1.0, max_side / max(height, width))
+    if min(height, width) * factor < 2 * _MIN_SIDE:
+        # A scroll, a sword, a frieze: shrinking the long side to max_side would leave too
+        # few pixels across for any keypoint. Keep the area of a max_side square instead.
+        factor = min(1.0, 2 * _MIN_SIDE / min(height, width), max_side / math.sqrt(height * width))
+    return factor
 
 
 def extract_local_features(
@@ -169,7 +187,11 @@ def extract_local_features(
         raise InvalidInput("max_side must be >= 16 and max_keypoints >= 1")
     gray = _to_gray(image_rgb)
     height, width = gray.shape
-    factor = min(1.0, max_side / max(height, width))
+    factor = _working_factor(width, height, max_side)
+    if min(height, width) * factor < _MIN_SIDE:
+        # Too thin to hold a keypoint (a 3-pixel strip): no local evidence, which the search
+        # treats like a blank photo, rather than an error that would refuse the photo.
+        return _empty(method, width, height)
     if factor < 1.0:
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)

@@ -25,6 +25,8 @@ __all__ = ["Box", "mask_out", "propose_regions"]
 
 # Proposals are computed on a small copy: the shapes we want are large and this keeps it ~10 ms.
 _WORK_SIDE = 512
+# Thinner photos are not split into regions.
+_MIN_SIDE = 16
 _MIN_AREA_FRACTION = 0.01
 _MAX_AREA_FRACTION = 0.9
 _MAX_ASPECT = 6.0
@@ -141,10 +143,14 @@ def propose_regions(
     """Boxes (original pixels) around object-like regions, largest first, whole image last."""
     if not isinstance(image_rgb, np.ndarray) or image_rgb.dtype != np.uint8:
         raise InvalidInput("image must be a uint8 numpy array")
-    if image_rgb.ndim not in (2, 3) or min(image_rgb.shape[:2]) < 16:
-        raise InvalidInput(f"image must be at least 16x16 HxW[xC], got shape {image_rgb.shape}")
+    if image_rgb.ndim not in (2, 3) or min(image_rgb.shape[:2]) < 1:
+        raise InvalidInput(f"image must be HxW[xC], got shape {image_rgb.shape}")
     if max_regions < 1:
         raise InvalidInput("max_regions must be >= 1")
+    if min(image_rgb.shape[:2]) < _MIN_SIDE:
+        # Too thin to hold a separate object (a 3-pixel strip): the photo is its one region.
+        height, width = image_rgb.shape[:2]
+        return [Box(0, 0, width, height)] if include_whole else []
     gray = image_rgb if image_rgb.ndim == 2 else cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
     height, width = gray.shape
     factor = min(1.0, _WORK_SIDE / max(height, width))

@@ -76,3 +76,23 @@ def test_bad_input():
         draw_evidence(query, candidate, Verification(), labels=("only one",))
     with pytest.raises(InvalidInput):
         encode_png(np.zeros((4, 4, 5), np.uint8))
+
+
+def test_a_frieze_beside_a_scroll_stays_a_bounded_picture():
+    frieze, scroll = np.zeros((17, 5000, 3), np.uint8), np.zeros((3000, 50, 3), np.uint8)
+    out = draw_evidence(frieze, scroll, Verification(), max_height=720)
+    # one shared height would make the frieze 5000 * 676 / 17 = 199,000 pixels wide
+    assert out.shape[1] <= 4 * 720 + 8 and out.shape[0] <= 720
+
+
+def test_candidate_points_are_drawn_in_the_frame_of_its_features():
+    query, candidate = plain_pair()
+    v = make_verification()
+    # the photo now decoded at half the size its stored features were computed at
+    halved = candidate[::2, ::2]
+    a = draw_evidence(query, candidate, v, max_height=500)
+    b = draw_evidence(query, halved, v, max_height=500, candidate_size=(200, 200))
+    c = draw_evidence(query, halved, v, max_height=500)
+    assert np.any(a != c, axis=2).sum() > 0.01 * a.shape[0] * a.shape[1]
+    changed = np.any(a != b, axis=2)
+    assert changed.sum() < 0.01 * changed.size

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from kernel.errors import InvalidImage
-from models.images import decode_image, make_thumbnail
+from models.images import WORKING_SIDE, decode_cost, decode_image, make_thumbnail
 from tests.utils.images import jpeg_bytes, png_bytes, textured_object
 
 
@@ -124,3 +124,97 @@ def test_zero_pixel_image_is_refused() -> None:
     with pytest.raises(InvalidImage) as info:
         decode_image(data, source="empty.png")
     assert str(info.value).startswith("empty.png: ")
+
+
+def _grey16(size: tuple[int, int]) -> bytes:
+    width, height = size
+    ramp = np.linspace(1000, 60000, width, dtype=np.float64).astype(np.uint16)
+    return _save(Image.fromarray(np.broadcast_to(ramp, (height, width)).copy()), "PNG")
+
+
+def test_16bit_bomb_decodes_without_full_size_float_copies() -> None:
+    import tracemalloc
+
+    data = _grey16((4500, 5000))  # 22.5 Mpx: 45 MB as 16-bit; the old float64 path used 0.5 GB
+    tracemalloc.start()
+    try:
+        decoded = decode_image(data, source="scan.png")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert decoded.original_size == (4500, 5000)
+    assert max(decoded.size) <= WORKING_SIDE
+    assert peak < 40 * 2**20, f"numpy peak {peak / 2**20:.0f} MiB"
+    # the range is scaled into 8 bits, not clipped: dark on the left, light on the right
+    row = np.asarray(decoded.image)[decoded.size[1] // 2, :, 0]
+    assert row[0] < 10 and row[-1] > 245
+
+
+def test_big_jpeg_is_decoded_reduced_in_draft_mode() -> None:
+    data = jpeg_bytes(textured_object(8, size=(9000, 6000)), quality=60)
+    decoded = decode_image(data, source="big.jpg")
+    assert decoded.original_size == (9000, 6000)
+    assert max(decoded.size) <= WORKING_SIDE and decoded.size[0] * 2 == decoded.size[1] * 3
+
+
+@pytest.mark.parametrize(("mode", "fmt"), [("RGB", "PNG"), ("RGBA", "TIFF"), ("P", "PNG")])
+def test_big_photos_of_other_formats_are_reduced_after_decoding(mode: str, fmt: str) -> None:
+    img = Image.new(mode, (8000, 900), 40)
+    decoded = decode_image(_save(img, fmt), source=f"big.{fmt}")
+    assert decoded.original_size == (8000, 900) and decoded.size == (4000, 450)
+    assert decoded.image.mode == "RGB"
+
+
+def test_the_byte_budget_counts_the_mode() -> None:
+    # Same pixels, twice the bytes: 16-bit grey passes a budget that 32-bit grey does not.
+    assert decode_cost("I;16", (1000, 1000)) == 2_000_000
+    assert decode_cost("RGB", (1000, 1000)) == 4_000_000
+    data = _save(Image.new("I", (1500, 1000)), "TIFF")
+    with pytest.raises(InvalidImage, match=r"too large to decode: 1500x1000 in mode I needs 6 MiB"):
+        decode_image(data, source="deep.tif", max_bytes=5 * 2**20)
+    assert decode_image(_grey16((1500, 1000)), max_bytes=5 * 2**20).size == (1500, 1000)
+
+
+def test_no_more_decodes_at_once_than_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from models import images
+
+    running, peak, lock = 0, 0, threading.Lock()
+    real = images._reduced_rgb
+
+    def counting(img: Image.Image, factor: int) -> Image.Image:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            threading.Event().wait(0.02)
+            return real(img, factor)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(images, "_reduced_rgb", counting)
+    data = png_bytes(textured_object(9, size=(64, 64)))
+    try:
+        images.configure_decoding(max_bytes=2**28, max_concurrent=2)
+        threads = [threading.Thread(target=decode_image, args=(data,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        images.configure_decoding(
+            max_bytes=images.DEFAULT_MAX_DECODE_BYTES,
+            max_concurrent=images.DEFAULT_MAX_CONCURRENT_DECODES,
+        )
+    assert peak == 2
+
+
+@pytest.mark.parametrize("size", [(2000, 190), (190, 2000), (4000, 100), (1, 1), (3, 3000)])
+def test_any_shape_decodes_and_thumbnails(size: tuple[int, int]) -> None:
+    decoded = decode_image(png_bytes(textured_object(10, size=(64, 64)).resize(size)))
+    assert decoded.size == size
+    thumb = Image.open(io.BytesIO(make_thumbnail(decoded.image, max_side=256)))
+    assert max(thumb.size) == min(256, max(size)) and min(thumb.size) >= 1

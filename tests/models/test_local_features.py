@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -70,7 +71,6 @@ def test_blank_image_gives_empty_features():
 @pytest.mark.parametrize(
     "bad",
     [
-        np.zeros((8, 8, 3), np.uint8),
         np.zeros((50, 50, 3), np.float32),
         np.zeros((50, 50, 2), np.uint8),
     ],
@@ -85,3 +85,18 @@ def test_bad_arguments_are_rejected():
         extract_local_features(textured(6), method="surf")
     with pytest.raises(InvalidInput):
         LocalFeatures.from_bytes(b"not a blob")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (8, 8), (3000, 3), (3, 3000)])
+def test_photos_too_thin_for_keypoints_give_empty_features(shape):
+    feats = extract_local_features(np.full((*shape, 3), 90, np.uint8))
+    assert len(feats) == 0 and (feats.width, feats.height) == (shape[1], shape[0])
+
+
+@pytest.mark.parametrize("shape", [(100, 4000), (4000, 100), (60, 20000)])
+def test_very_wide_or_tall_photos_keep_enough_pixels_across(shape):
+    # A frieze shrunk to 640 px long would be 16 px (or 2 px) high: nothing to describe.
+    strip = cv2.resize(textured(7), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    feats = extract_local_features(strip)
+    assert len(feats) > 20
+    assert feats.keypoints[:, 0].max() < shape[1] and feats.keypoints[:, 1].max() < shape[0]

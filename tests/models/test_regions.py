@@ -76,4 +76,11 @@ def test_mask_out_removes_points_inside():
 
 def test_bad_image():
     with pytest.raises(InvalidInput):
-        propose_regions(np.zeros((5, 5, 3), np.uint8))
+        propose_regions(np.zeros((5, 5, 3), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (3, 3000), (3000, 3), (1, 1)])
+def test_a_photo_too_thin_for_regions_is_its_one_region(shape):
+    image = np.zeros((*shape, 3), np.uint8)
+    assert propose_regions(image) == [Box(0, 0, shape[1], shape[0])]
+    assert propose_regions(image, include_whole=False) == []
