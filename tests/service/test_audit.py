@@ -236,3 +236,41 @@ def test_a_batch_job_is_one_chain_entry_for_its_analyst(api: Api) -> None:
     assert entry["actor"] == "analyst" and entry["subject"] == f"job {job_id}"
     assert entry["details"]["listings"] == 2 and entry["details"]["checked"] == 2
     assert len(entry["details"]["manifest_sha256"]) == 64
+
+
+def test_cli_token_creation_is_chained(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from storage.catalogue import create_catalogue
+    from storage.catalogue.accounts import Accounts
+    from storage.catalogue.audit import AuditLog
+
+    monkeypatch.setenv("LOGNAME", "operator")
+    catalogue = create_catalogue(settings.database_url)
+    try:
+        Accounts(catalogue.engine).create_account(
+            username="inv", password_hash=None, role=Role.INVESTIGATOR, institution=None
+        )
+        r = CliRunner().invoke(cli_app, ["--home", str(settings.home), "create-token", "inv"])
+        assert r.exit_code == 0, r.output
+        entries, _ = AuditLog(catalogue.engine).entries(offset=0, limit=5)
+    finally:
+        catalogue.close()
+    assert [(e.actor, e.action, e.details["for"]) for e in entries] == [
+        ("cli:operator", "token_create", "inv")
+    ]
+
+
+def test_a_page_search_is_logged_as_such(api: Api) -> None:
+    r = api.client.post("/login", data={"username": INV, "password": "correct horse battery"})
+    assert r.status_code == 200
+    page = api.client.get("/search", headers={"Accept": "text/html"}).text
+    csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+    r = api.client.post(
+        "/search",
+        data={"csrf_token": csrf, "case_reference": "PAGE-1", "scope": "all"},
+        files={"file": ("q.jpg", jpeg_bytes(textured_object(3)), "image/jpeg")},
+        headers={"Accept": "text/html"},
+    )
+    assert r.status_code == 200, r.text
+    [entry] = _chain(api, action="search")
+    assert entry["actor"] == INV and entry["details"]["via"] == "page"
+    assert entry["details"]["case_reference"] == "PAGE-1"
