@@ -14,7 +14,16 @@ __all__ = ["app", "main"]
 #: The command modules, in the order `artmatch --help` lists their commands. Each registers
 #: its commands on `app` when imported; a new command goes into one of these (or a new one
 #: named here).
-COMMAND_MODULES = ("catalogue", "search", "maintenance", "fsck", "db", "evaluate", "service")
+COMMAND_MODULES = (
+    "catalogue",
+    "search",
+    "maintenance",
+    "fsck",
+    "db",
+    "audit",
+    "evaluate",
+    "service",
+)
 for _name in COMMAND_MODULES:
     importlib.import_module(f"cli.{_name}")
 

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.app import app, err, open_services, out, progress_bar
+from cli.audit import cli_actor
 from cli.catalogue import parse_status
 from kernel.enums import Decision
 from kernel.errors import InvalidInput
@@ -39,11 +40,18 @@ def search(
     verify: Annotated[
         bool, typer.Option("--verify/--no-verify", help="Geometric verification (second stage).")
     ] = True,
+    case_reference: Annotated[
+        str | None, typer.Option(help="Case reference, kept in the search log.")
+    ] = None,
 ) -> None:
-    """Search the catalogue with a photo; best matches first."""
+    """Search the catalogue with a photo; best matches first. The search is logged (and
+    chained in the audit log) as the operating-system user."""
     from engine.search import search as run_search
     from models.images import decode_image
+    from storage.catalogue.search_log import SearchLog
 
+    if case_reference is not None and len(case_reference) > 500:
+        raise InvalidInput("--case-reference: at most 500 characters")
     statuses = [parse_status(s) for s in status.split(",") if s.strip()] if status else None
     institutions = [s.strip() for s in institution.split(",") if s.strip()] if institution else None
     try:
@@ -55,6 +63,18 @@ def search(
         image = decode_image(data, source=str(photo), max_pixels=services.settings.max_image_pixels)
         result = run_search(
             services, image, top_k=top, statuses=statuses, institutions=institutions, verify=verify
+        )
+        best = result.hits[0] if result.hits else None
+        SearchLog(services.catalogue.engine).log_search(
+            username=cli_actor(),
+            account_id=None,
+            case_reference=case_reference,
+            query_sha256=result.query_sha256,
+            filters={"statuses": statuses, "institutions": institutions},
+            matches=len(result.matches),
+            top_object_id=best.object_id if best else None,
+            top_similarity=best.similarity if best else None,
+            via="cli",
         )
         written = _write_evidence(services, image, result, evidence) if evidence else []
     finally:
@@ -173,6 +193,7 @@ def check_listings(
                 recheck=recheck,
                 on_progress=lambda n, _t: progress.update(task, completed=n),
             )
+        _audit_run(services, manifest, run)
         stem = out_stem or manifest.with_name(manifest.stem + ".hits")
         csv_path, json_path = write_report(services, run, stem)
     finally:
@@ -185,3 +206,29 @@ def check_listings(
     )
     if run.errors:
         raise typer.Exit(1)
+
+
+def _audit_run(services, manifest: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """One audit chain entry per run, as the web service's jobs log theirs."""
+    import hashlib
+
+    from storage.catalogue.audit import AuditLog
+
+    digest = None
+    # A plain file only: whatever else the manifest path is must not hang the command here.
+    if manifest.is_file():
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    AuditLog(services.catalogue.engine).append(
+        actor=cli_actor(),
+        action="listing_check",
+        subject=f"manifest {manifest.name}",
+        details={
+            "manifest": manifest.name,
+            "manifest_sha256": digest,
+            "listings": run.total,
+            "checked": run.checked,
+            "skipped": run.skipped,
+            "hits": run.hits,
+            "errors": len(run.errors),
+        },
+    )

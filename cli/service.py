@@ -194,7 +194,18 @@ def create_token(
         raise typer.Exit(1)
     token, digest = new_token()
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=days) if days else None
-    accounts.add_token(account_id=account.id, name=name, token_sha256=digest, expires_at=expires)
+    token_id = accounts.add_token(
+        account_id=account.id, name=name, token_sha256=digest, expires_at=expires
+    )
+    from cli.audit import cli_actor
+    from storage.catalogue.audit import AuditLog
+
+    AuditLog(accounts.engine).append(
+        actor=cli_actor(),
+        action="token_create",
+        subject=f"account {username}",
+        details={"token_id": token_id, "name": name, "for": username, "via": "cli"},
+    )
     if out:
         out.write_text(token + "\n", encoding="utf-8")
         out.chmod(0o600)

@@ -13,6 +13,7 @@ Building a runner touches nothing: whoever starts it (the app's lifespan, the wo
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import os
 import shutil
@@ -25,9 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from engine.services import Services
-from ingest.listings import check_listings, write_report
+from ingest.listings import ListingRun, check_listings, write_report
 from kernel.enums import JobStatus
 from kernel.errors import ArtmatchError
+from storage.catalogue.audit import AuditLog
 from storage.catalogue.jobs import Jobs
 
 __all__ = [
@@ -206,6 +208,7 @@ class JobRunner:
             self._jobs.update_job(
                 job_id, status=JobStatus.FAILED, message=STOPPED_MESSAGE, finished_at=now()
             )
+            self._audit(job_id, manifest, None, STOPPED_MESSAGE)
             return
         except Exception as exc:  # a job must end failed, whatever went wrong
             if isinstance(exc, ArtmatchError):
@@ -216,7 +219,9 @@ class JobRunner:
             self._jobs.update_job(
                 job_id, status=JobStatus.FAILED, message=message, finished_at=now()
             )
+            self._audit(job_id, manifest, None, str(exc))
             return
+        self._audit(job_id, manifest, run, None)
         self._jobs.update_job(
             job_id,
             status=JobStatus.SUCCEEDED,
@@ -230,4 +235,34 @@ class JobRunner:
             report_json=str(json_path),
             finished_at=now(),
             message=f"{run.hits} hit(s) in {run.total} listing(s)",
+        )
+
+    def _audit(
+        self, job_id: str, manifest: Path, run: ListingRun | None, error: str | None
+    ) -> None:
+        """One audit chain entry per job run: the analyst, the manifest (by hash) and what
+        came of it; the checked photos themselves are in ``listing_checks``."""
+        digest: str | None = None
+        try:
+            # Only a plain file of sane size: a FIFO or a device must not hang the runner.
+            if manifest.is_file() and manifest.stat().st_size <= 256 * 1024 * 1024:
+                digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+        except OSError:
+            pass
+        details: dict[str, object] = {"manifest": manifest.name, "manifest_sha256": digest}
+        if run is not None:
+            details |= {
+                "listings": run.total,
+                "checked": run.checked,
+                "skipped": run.skipped,
+                "hits": run.hits,
+                "errors": len(run.errors),
+            }
+        if error is not None:
+            details["failed"] = error
+        AuditLog(self._jobs.engine).append(
+            actor=self._jobs.get_job(job_id).username,
+            action="listing_check",
+            subject=f"job {job_id}",
+            details=details,
         )

@@ -32,6 +32,7 @@ __all__ = [
     "may",
     "may_on",
     "may_read_job",
+    "may_read_search",
     "menu",
     "needs_institution",
 ]
@@ -48,13 +49,17 @@ class Action(StrEnum):
     MANAGE_OBJECTS = "manage_objects"
     #: List the institutions.
     LIST_INSTITUTIONS = "list_institutions"
-    #: Search the catalogues with a photo, and draw the evidence pictures of a search.
+    #: Search the catalogues with a photo.
     SEARCH = "search"
+    #: Draw the evidence picture of a search: one's own (`may_read_search`).
+    SEARCH_EVIDENCE = "search_evidence"
+    #: Read every search, its query photo and evidence, not just one's own.
+    READ_ALL_SEARCHES = "read_all_searches"
     #: Submit batch listing checks and read their reports.
     RUN_JOBS = "run_jobs"
     #: Read every account's batch jobs and reports; without it, a caller sees their own.
     READ_ALL_JOBS = "read_all_jobs"
-    #: Read the search log.
+    #: Read the search log and the audit chain, and verify the chain.
     AUDIT = "audit"
     #: Manage accounts and institutions.
     ADMIN = "admin"
@@ -69,6 +74,9 @@ RULES: Mapping[Action, frozenset[Role]] = {
         {Role.REGISTRAR, Role.INVESTIGATOR, Role.ANALYST, Role.ADMIN}
     ),
     Action.SEARCH: frozenset({Role.INVESTIGATOR}),
+    # A search names a case and shows a seized item: its author's, and the overseers'.
+    Action.SEARCH_EVIDENCE: frozenset({Role.INVESTIGATOR, Role.ADMIN, Role.AUDITOR}),
+    Action.READ_ALL_SEARCHES: frozenset({Role.ADMIN, Role.AUDITOR}),
     Action.RUN_JOBS: frozenset({Role.ANALYST}),
     Action.READ_ALL_JOBS: frozenset({Role.ADMIN}),
     Action.AUDIT: frozenset({Role.AUDITOR}),
@@ -122,6 +130,14 @@ def may_on(role: Role, own_institution: str | None, action: Action, institution:
     if not may(role, action):
         return False
     return role not in INSTITUTION_BOUND or own_institution == institution
+
+
+def may_read_search(role: Role, *, account_id: int, author_id: int | None) -> bool:
+    """Whether account ``account_id`` of ``role`` may see a search by ``author_id`` (None: a
+    command-line search, or its author's account is gone), its photo and its evidence."""
+    if may(role, Action.READ_ALL_SEARCHES):
+        return True
+    return may(role, Action.SEARCH_EVIDENCE) and author_id is not None and author_id == account_id
 
 
 def institution_scope(role: Role, own_institution: str | None) -> str | None:

@@ -21,8 +21,10 @@ import numpy as np
 from engine.services import Services, build_services
 from kernel.errors import IndexNotReady
 from kernel.settings import Settings, WebSettings
+from service.security import LoginGuard
 from storage.catalogue import Catalogue, create_catalogue
 from storage.catalogue.accounts import Accounts
+from storage.catalogue.audit import AuditLog
 from storage.catalogue.browse import CatalogueQueries
 from storage.catalogue.jobs import Jobs
 from storage.catalogue.search_log import SearchLog
@@ -150,7 +152,9 @@ class Runtime:
     search_log: SearchLog
     jobs: Jobs
     queries: CatalogueQueries
+    audit: AuditLog
     write_lock: threading.RLock = field(default_factory=threading.RLock)
+    login_guard: LoginGuard = field(default_factory=LoginGuard)
     services: Services | None = None
     load_error: str | None = None
     job_runner: JobRunner | None = None
@@ -201,6 +205,7 @@ def open_runtime(settings: Settings, web: WebSettings) -> Runtime:
         catalogue=catalogue,
         accounts=Accounts(engine),
         search_log=SearchLog(engine),
+        audit=AuditLog(engine),
         jobs=Jobs(engine),
         queries=CatalogueQueries(engine),
     )

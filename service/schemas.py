@@ -15,6 +15,8 @@ __all__ = [
     "AccountCreate",
     "AccountPublic",
     "AccountUpdate",
+    "AuditEntryOut",
+    "ChainStatusOut",
     "DbId",
     "Deleted",
     "ErrorBody",
@@ -26,6 +28,7 @@ __all__ = [
     "ObjectDetail",
     "ObjectIn",
     "Page",
+    "PasswordChange",
     "PhotoOut",
     "Readiness",
     "SearchHitOut",
@@ -224,6 +227,36 @@ class SearchLogOut(BaseModel):
     matches: int
     top_object_id: str | None
     top_similarity: float | None
+
+
+class AuditEntryOut(BaseModel):
+    """One entry of the audit chain (`storage.catalogue.audit`)."""
+
+    seq: int
+    created_at: dt.datetime
+    actor: str
+    action: str
+    subject: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    entry_hash: str
+
+
+class ChainStatusOut(BaseModel):
+    """The audit chain checked from its first entry (`artmatch audit verify`)."""
+
+    ok: bool
+    entries: int
+    head: str
+    broken_at: int | None
+    problem: str | None
+    problems: list[str]
+    summary: str
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=10, max_length=200)
 
 
 # -- batch jobs ----------------------------------------------------------------------------

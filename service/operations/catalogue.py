@@ -4,6 +4,7 @@ investigators and analysts everything), create, edit, report, delete, upload pho
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -181,6 +182,7 @@ def create_object(rt: Runtime, principal: Principal, body: ObjectIn) -> ObjectOu
         obj, _ = catalogue.upsert_object(record)
         if record.status is not ObjectStatus.IN_COLLECTION:
             obj = catalogue.set_status(record.object_id, StatusChange(status=record.status))
+    _audit(rt, principal, "object_create", obj.object_id, institution=institution)
     return object_out(obj)
 
 
@@ -190,6 +192,7 @@ def update_object(
     _check_manage(principal, readable_object(rt, principal, object_id))
     with rt.write_lock:
         obj = rt.queries.update_object(object_id, body.model_dump(exclude_unset=True))
+    _audit(rt, principal, "object_update", object_id, fields=sorted(body.model_fields_set))
     return object_out(obj)
 
 
@@ -199,7 +202,18 @@ def change_status(
     _check_manage(principal, readable_object(rt, principal, object_id))
     with rt.write_lock:
         obj = rt.catalogue.set_status(object_id, change)
+    _audit(rt, principal, "object_status", object_id, **change.model_dump(mode="json"))
     return object_out(obj)
+
+
+def _audit(rt: Runtime, principal: Principal, action: str, object_id: str, **details: Any) -> None:
+    # Who changed which object: the audit chain (service.operations.searches shows it).
+    rt.audit.append(
+        actor=principal.account.username,
+        action=action,
+        subject=f"object {object_id}",
+        details=details,
+    )
 
 
 def _forget_photos(services: Services, photos: Sequence[PhotoRecord]) -> None:
@@ -218,6 +232,7 @@ def delete_object(rt: Runtime, services: Services, principal: Principal, object_
     _check_manage(principal, readable_object(rt, principal, object_id))
     with rt.write_lock:
         _forget_photos(services, rt.queries.delete_object(object_id))
+    _audit(rt, principal, "object_delete", object_id)
 
 
 def delete_photo(rt: Runtime, services: Services, principal: Principal, photo_id: int) -> None:
@@ -226,6 +241,7 @@ def delete_photo(rt: Runtime, services: Services, principal: Principal, photo_id
     _check_manage(principal, photo.institution)
     with rt.write_lock:
         _forget_photos(services, [rt.queries.delete_photo(photo_id)])
+    _audit(rt, principal, "photo_delete", photo.object_id, photo_id=photo_id)
 
 
 async def upload_photos(
@@ -288,6 +304,11 @@ async def upload_photos(
         return out
 
     outcomes = await run_in_threadpool(work)
+    stored = [
+        o.photo.id for o in outcomes if o.photo is not None and o.outcome == Outcome.ADDED.value
+    ]
+    if stored:
+        await run_in_threadpool(_audit, rt, principal, "photo_add", object_id, photo_ids=stored)
     if all(o.outcome == Outcome.ERROR.value for o in outcomes):
         raise InvalidImage("; ".join(o.message for o in outcomes) or "no photo in the upload")
     return outcomes

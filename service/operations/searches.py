@@ -1,5 +1,10 @@
-"""Searching the catalogues with a photo (investigators), the evidence picture of a hit, and
-the search log (auditors)."""
+"""Searching the catalogues with a photo (investigators), the evidence picture of a hit, the
+search log and the audit chain (auditors).
+
+A search, its query photo and its evidence pictures belong to their author, the admin and the
+auditor (`service.policy.may_read_search`); anyone else is told the search does not exist,
+since search ids are sequential. Every search and evidence fetch is chained in the audit log.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from engine import search as matching
 from engine.evidence import photo_evidence_png, query_blob_key
 from engine.services import Services
 from kernel.enums import ObjectStatus
+from kernel.errors import NotFound
 from models.images import decode_image, make_thumbnail
+from service import policy
 from service.deps import Principal
 from service.operations.links import (
     evidence_url,
@@ -21,9 +28,23 @@ from service.operations.links import (
     photo_thumbnail_url,
 )
 from service.runtime import Runtime
-from service.schemas import Page, SearchHitOut, SearchLogOut, SearchResponse
+from service.schemas import (
+    AuditEntryOut,
+    ChainStatusOut,
+    Page,
+    SearchHitOut,
+    SearchLogOut,
+    SearchResponse,
+)
 
-__all__ = ["query_preview", "run_search", "search_evidence", "search_log"]
+__all__ = [
+    "audit_entries",
+    "query_preview",
+    "run_search",
+    "search_evidence",
+    "search_log",
+    "verify_chain",
+]
 
 
 async def run_search(
@@ -37,7 +58,10 @@ async def run_search(
     statuses: Sequence[ObjectStatus] | None,
     institutions: Sequence[str] | None,
     top_k: int,
+    via: str = "api",
 ) -> SearchResponse:
+    """Run and log a search; ``via`` names the path in the log (api, page)."""
+
     def work() -> SearchResponse:
         image = decode_image(data, source=filename, max_pixels=rt.settings.max_image_pixels)
         result = matching.search(
@@ -49,7 +73,9 @@ async def run_search(
             services.blobs.put(key, data, content_type=f"image/{image.format.lower()}")
         top = result.hits[0] if result.hits else None
         search_id = rt.search_log.log_search(
-            account=principal.account,
+            username=principal.account.username,
+            account_id=principal.account.id,
+            via=via,
             case_reference=case_reference,
             query_sha256=result.query_sha256,
             filters={"statuses": statuses or None, "institutions": institutions or None},
@@ -78,10 +104,15 @@ async def run_search(
 
 
 async def search_evidence(
-    rt: Runtime, services: Services, *, search_id: int, photo_id: int
+    rt: Runtime, services: Services, principal: Principal, *, search_id: int, photo_id: int
 ) -> bytes:
     def work() -> bytes:
         logged = rt.search_log.get_search(search_id)
+        if not policy.may_read_search(
+            principal.role, account_id=principal.account.id, author_id=logged.account_id
+        ):
+            # The same answer as for a search that does not exist: ids are sequential.
+            raise NotFound(f"no search {search_id}")
         data = services.blobs.get(query_blob_key(logged.query_sha256))
         query = decode_image(
             data, source=f"search {search_id}", max_pixels=rt.settings.max_image_pixels
@@ -89,7 +120,14 @@ async def search_evidence(
         caption = f"search {search_id}" + (
             f", case {logged.case_reference}" if logged.case_reference else ""
         )
-        return photo_evidence_png(services, query, photo_id, caption=caption)
+        png = photo_evidence_png(services, query, photo_id, caption=caption)
+        rt.audit.append(
+            actor=principal.account.username,
+            action="evidence",
+            subject=f"search {search_id}",
+            details={"photo_id": photo_id, "author": logged.username},
+        )
+        return png
 
     return await run_in_threadpool(work)
 
@@ -113,3 +151,18 @@ def search_log(
     )
     items = [SearchLogOut(**r.__dict__) for r in rows]
     return Page[SearchLogOut](items=items, total=total, page=page, page_size=page_size)
+
+
+def audit_entries(
+    rt: Runtime, *, actor: str | None, action: str | None, page: int, page_size: int
+) -> Page[AuditEntryOut]:
+    rows, total = rt.audit.entries(
+        offset=(page - 1) * page_size, limit=page_size, actor=actor, action=action
+    )
+    items = [AuditEntryOut(**r.__dict__) for r in rows]
+    return Page[AuditEntryOut](items=items, total=total, page=page, page_size=page_size)
+
+
+def verify_chain(rt: Runtime) -> ChainStatusOut:
+    status = rt.audit.verify()
+    return ChainStatusOut(**status.__dict__, summary=status.summary)

@@ -1,20 +1,26 @@
-"""The auditor's search log and the admin's accounts and institutions pages."""
+"""The auditor's search log and audit chain, and the admin's accounts and institutions pages."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
 from kernel.enums import Role
-from service.deps import MayAdminister, MayAudit, RuntimeDep
+from kernel.errors import ArtmatchError
+from service.deps import MayAdminister, MayAudit, Principal, RuntimeDep
+from service.errors import status_of
 from service.operations import accounts, searches
 from service.pages.rendering import render
+from service.schemas import AccountUpdate
 
 router = APIRouter(include_in_schema=False)
 
 _LOG_PAGE = 50
+_CHAIN_PAGE = 50
 
 
 @router.get("/audit", response_class=HTMLResponse, summary="Search log (role: auditor)")
@@ -35,18 +41,90 @@ def audit_page(
         page=page,
         pages=max(1, -(-log.total // _LOG_PAGE)),
         username=username or "",
+        # Checked on every visit: the auditor sees at once when a row was touched.
+        chain=searches.verify_chain(runtime),
+        events=searches.audit_entries(
+            runtime, actor=None, action=None, page=1, page_size=_CHAIN_PAGE
+        ).items,
+    )
+
+
+def _admin(
+    request: Request,
+    user: Principal,
+    runtime: RuntimeDep,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    notice: str | None = None,
+) -> HTMLResponse:
+    return render(
+        request,
+        "admin.html",
+        user,
+        status_code=status_code,
+        accounts=accounts.list_accounts(runtime),
+        institutions=runtime.queries.institutions(),
+        roles=list(Role),
+        error=error,
+        notice=notice,
     )
 
 
 @router.get(
     "/admin", response_class=HTMLResponse, summary="Accounts and institutions (role: admin)"
 )
-def admin_page(request: Request, user: MayAdminister, runtime: RuntimeDep) -> HTMLResponse:
-    return render(
-        request,
-        "admin.html",
-        user,
-        accounts=accounts.list_accounts(runtime),
-        institutions=runtime.queries.institutions(),
-        roles=list(Role),
-    )
+def admin_page(
+    request: Request,
+    user: MayAdminister,
+    runtime: RuntimeDep,
+    notice: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    return _admin(request, user, runtime, notice=notice)
+
+
+@router.post(
+    "/admin/accounts/{account_id}",
+    response_class=HTMLResponse,
+    summary="Disable, enable, change the role of, or reset the password of an account "
+    "(role: admin; the form carries the CSRF token)",
+)
+def change_account(
+    request: Request,
+    account_id: int,
+    user: MayAdminister,
+    runtime: RuntimeDep,
+    change: Annotated[Literal["disable", "enable", "role", "password"], Form()],
+    role: Annotated[Role | None, Form()] = None,
+    institution: Annotated[str | None, Form(max_length=200)] = None,
+    password: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    try:
+        if change == "role":
+            body = AccountUpdate(role=role, institution=institution or None)
+        elif change == "password":
+            body = AccountUpdate(password=password)
+        else:
+            body = AccountUpdate(active=change == "enable")
+        if change == "role" and role is None:
+            raise ValueError("choose a role")
+        if change == "password" and not password:
+            raise ValueError("type the new password")
+        account = accounts.update_account(runtime, user, account_id, body)
+    except ArtmatchError as exc:
+        return _admin(request, user, runtime, status_code=status_of(exc), error=str(exc))
+    except ValidationError as exc:  # e.g. a password under 10 characters
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first['msg']}" if where else str(first["msg"])
+        return _admin(request, user, runtime, status_code=422, error=message)
+    except ValueError as exc:
+        return _admin(request, user, runtime, status_code=422, error=str(exc))
+    done = {
+        "disable": "disabled; its sessions and API tokens are revoked",
+        "enable": "enabled",
+        "role": f"is now {account.role.value}",
+        "password": "has a new password; its sessions and API tokens are revoked",
+    }[change]
+    notice = quote(f"Account {account.username} {done}.")
+    return RedirectResponse(f"/admin?notice={notice}", status_code=303)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from service import policy
 from service.deps import SESSION_COOKIE, Anyone, RuntimeDep
 from service.operations import accounts as ops
 from service.pages.rendering import render
+from service.security import LoginRefused, too_many_attempts
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,8 +42,24 @@ def login(
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=200)],
     next: Annotated[str | None, Form(max_length=2000)] = None,
-) -> HTMLResponse:
-    session = ops.log_in(runtime, username, password)
+) -> Response:
+    address = request.client.host if request.client else None
+    try:
+        session = ops.log_in(runtime, username, password, address=address)
+    except LoginRefused as exc:
+        # A browser gets the form again; a script the JSON error body. Both learn when to retry.
+        if "text/html" not in request.headers.get("accept", ""):
+            return too_many_attempts(exc)
+        page = render(
+            request,
+            "login.html",
+            status_code=429,
+            next=_safe_next(next) or "",
+            error=f"{str(exc).capitalize()} (in {exc.retry_after} s).",
+            username=username,
+        )
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     if session is None:
         return render(
             request,
@@ -63,7 +80,7 @@ def login(
         samesite="lax",
         secure=runtime.web.secure_cookies,
     )
-    return response  # type: ignore[return-value]
+    return response
 
 
 @router.post("/logout", response_class=HTMLResponse, summary="Log out (role: any)")

@@ -82,6 +82,7 @@ async def search_results(
             statuses=list(LOST_STATUSES) if scope == "lost" else None,
             institutions=[institution] if institution else None,
             top_k=12,
+            via="page",
         )
         preview = await searches.query_preview(runtime, data)
     except ArtmatchError as exc:

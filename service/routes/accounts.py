@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from service.deps import Anyone, MayAdminister, RuntimeDep
 from service.operations import accounts as ops
@@ -12,11 +13,13 @@ from service.schemas import (
     AccountUpdate,
     DbId,
     Deleted,
+    PasswordChange,
     TokenCreate,
     TokenCreated,
     TokenPublic,
     Whoami,
 )
+from service.security import LoginRefused, too_many_attempts
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -44,6 +47,22 @@ def revoke_my_token(token_id: DbId, user: Anyone, runtime: RuntimeDep) -> Delete
     return Deleted(deleted=f"token {token_id}")
 
 
+@router.post(
+    "/me/password",
+    response_model=Deleted,
+    responses={429: {"description": "Too many wrong current passwords: wait Retry-After"}},
+    summary="Change my password; ends all my sessions and API tokens (role: any)",
+)
+def change_my_password(
+    body: PasswordChange, user: Anyone, runtime: RuntimeDep
+) -> Deleted | JSONResponse:
+    try:
+        ops.change_own_password(runtime, user, body)
+    except LoginRefused as exc:
+        return too_many_attempts(exc)
+    return Deleted(deleted="every session and API token of this account")
+
+
 @router.get("/accounts", response_model=list[AccountPublic], summary="Accounts (role: admin)")
 def list_accounts(user: MayAdminister, runtime: RuntimeDep) -> list[AccountPublic]:
     return ops.list_accounts(runtime)
@@ -53,11 +72,14 @@ def list_accounts(user: MayAdminister, runtime: RuntimeDep) -> list[AccountPubli
     "/accounts", response_model=AccountPublic, status_code=201, summary="New account (role: admin)"
 )
 def create_account(body: AccountCreate, user: MayAdminister, runtime: RuntimeDep) -> AccountPublic:
-    return ops.create_account(runtime, body)
+    return ops.create_account(runtime, user, body)
 
 
 @router.patch(
-    "/accounts/{account_id}", response_model=AccountPublic, summary="Change (role: admin)"
+    "/accounts/{account_id}",
+    response_model=AccountPublic,
+    summary="Disable or enable, change the role or institution, or reset the password; "
+    "disabling or a new password revokes the account's sessions and tokens (role: admin)",
 )
 def update_account(
     account_id: DbId, body: AccountUpdate, user: MayAdminister, runtime: RuntimeDep
@@ -74,4 +96,4 @@ def update_account(
 def create_token_for(
     account_id: DbId, body: TokenCreate, user: MayAdminister, runtime: RuntimeDep
 ) -> TokenCreated:
-    return ops.issue_token(runtime, account_id, body)
+    return ops.issue_token(runtime, user, account_id, body)

@@ -1,23 +1,36 @@
-"""Searching with a photo (investigators) and reading the search log (auditors)."""
+"""Searching with a photo (investigators), evidence pictures (their author, admins, auditors),
+and the search log and audit chain (auditors)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 
 from kernel.enums import ObjectStatus
-from service.deps import MayAudit, MaySearch, RuntimeDep, ServicesDep
+from service.deps import MayAudit, MaySearch, Principal, RuntimeDep, ServicesDep, require
 from service.operations import searches as ops
-from service.schemas import DbId, Page, SearchLogOut, SearchResponse
+from service.policy import Action
+from service.schemas import (
+    AuditEntryOut,
+    ChainStatusOut,
+    DbId,
+    Page,
+    SearchLogOut,
+    SearchResponse,
+)
 from service.uploads import read_upload
 
-router = APIRouter(prefix="/api/v1/searches", tags=["searches"])
+router = APIRouter(prefix="/api/v1")
+
+# Declared here rather than in service.deps: only the evidence route needs it.
+MaySeeEvidence = Annotated[Principal, Depends(require(Action.SEARCH_EVIDENCE))]
 
 
 @router.post(
-    "",
+    "/searches",
     response_model=SearchResponse,
+    tags=["searches"],
     summary="Search the catalogues with a photo; the search is logged (role: investigator)",
 )
 async def create_search(
@@ -45,20 +58,30 @@ async def create_search(
 
 
 @router.get(
-    "/{search_id}/evidence/{photo_id}.png",
+    "/searches/{search_id}/evidence/{photo_id}.png",
     response_class=Response,
+    tags=["searches"],
     responses={200: {"content": {"image/png": {}}}},
     summary="Evidence picture: the search photo beside a catalogue photo, inliers drawn "
-    "(role: investigator)",
+    "(role: the search's investigator, admin, auditor; logged)",
 )
 async def search_evidence(
-    search_id: DbId, photo_id: DbId, user: MaySearch, runtime: RuntimeDep, services: ServicesDep
+    search_id: DbId,
+    photo_id: DbId,
+    user: MaySeeEvidence,
+    runtime: RuntimeDep,
+    services: ServicesDep,
 ) -> Response:
-    png = await ops.search_evidence(runtime, services, search_id=search_id, photo_id=photo_id)
+    png = await ops.search_evidence(runtime, services, user, search_id=search_id, photo_id=photo_id)
     return Response(content=png, media_type="image/png")
 
 
-@router.get("", response_model=Page[SearchLogOut], summary="The search log (role: auditor)")
+@router.get(
+    "/searches",
+    response_model=Page[SearchLogOut],
+    tags=["searches"],
+    summary="The search log (role: auditor)",
+)
 def search_log(
     user: MayAudit,
     runtime: RuntimeDep,
@@ -67,3 +90,30 @@ def search_log(
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[SearchLogOut]:
     return ops.search_log(runtime, username=username, page=page, page_size=page_size)
+
+
+@router.get(
+    "/audit",
+    response_model=Page[AuditEntryOut],
+    tags=["audit"],
+    summary="The audit chain, newest first (role: auditor)",
+)
+def audit_log(
+    user: MayAudit,
+    runtime: RuntimeDep,
+    actor: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(max_length=50)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[AuditEntryOut]:
+    return ops.audit_entries(runtime, actor=actor, action=action, page=page, page_size=page_size)
+
+
+@router.get(
+    "/audit/verify",
+    response_model=ChainStatusOut,
+    tags=["audit"],
+    summary="Check the audit chain from its first entry (role: auditor)",
+)
+def verify_audit_chain(user: MayAudit, runtime: RuntimeDep) -> ChainStatusOut:
+    return ops.verify_chain(runtime)

@@ -140,6 +140,9 @@ class Accounts(Repository):
                 raise NotFound(f"no account {account_id}")
             if password_hash is not None:
                 row.password_hash = password_hash
+                # A new password ends every session and API token made with the old one: a
+                # reset is what an owner does after a leak.
+                session.execute(delete(ApiToken).where(ApiToken.account_id == account_id))
             if active is not None:
                 row.active = active
                 if not active:

@@ -40,7 +40,8 @@ def test_each_aggregate_on_one_database(tmp_path: Path) -> None:
             username="alice", password_hash=None, role=Role.ANALYST, institution=None
         )
         search_id = log.log_search(
-            account=alice,
+            username=alice.username,
+            account_id=alice.id,
             case_reference="case 1",
             query_sha256="0" * 64,
             filters={"status": ["stolen"]},
