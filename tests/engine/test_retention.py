@@ -28,7 +28,8 @@ def _searched(settings: Settings, sha: str, *, days_ago: int) -> None:
         username="inv", password_hash=None, role=Role.INVESTIGATOR, institution=None
     )
     search_id = SearchLog(engine).log_search(
-        account=account,
+        username=account.username,
+        account_id=account.id,
         case_reference=None,
         query_sha256=sha,
         filters={},
