@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.services import Services, build_services, open_descriptor_index, open_index
+from engine.services import Services, build_services
 from kernel.enums import JobStatus
 from kernel.settings import Settings
 from service.jobs import JobRunner
@@ -59,12 +59,8 @@ def run_worker(
                     break
                 stop.wait(poll_seconds)
                 continue
-            services.index, _ = open_index(
-                settings, services.catalogue, services.embedder, blobs=services.blobs
-            )
             # Another process (the service) may have changed the catalogue since.
-            services.descriptors, _ = open_descriptor_index(settings, services.catalogue)
-            services.descriptors_saved_version = services.descriptors.meta.version
+            services.refresh()
             log.info("running job %s (%s)", job.id, job.manifest)
             runner.run(job.id, Path(job.manifest), recheck=job.recheck)
             services.save_descriptors()

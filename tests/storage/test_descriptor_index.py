@@ -104,6 +104,7 @@ def test_saved_index_loads_back(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "descriptors__rootsift_640_1000.faiss",
         "descriptors__rootsift_640_1000.json",
+        "descriptors__rootsift_640_1000.lock",  # taken by saves and loads
     ]
     loaded = load_descriptor_index("faiss", tmp_path, features_key=KEY)
     assert loaded.meta == index.meta and list(loaded.photo_ids()) == [4, 8]
@@ -166,7 +167,8 @@ def test_train_plans_the_layout_from_the_expected_size(tmp_path: Path, monkeypat
     big = FaissDescriptorIndex.create(directory=tmp_path, meta=DescriptorMeta(KEY))
     big.train(_unit(5_000, 1), expected=40_000)
     assert big.layout == "ivf" and big.size == 0 and big.trained_for == 40_000
-    assert big.lists == 128 == big.training_points(40_000) // faiss_index.TRAIN_PER_LIST
+    # 5,000 sample points train only 128 of the 512 lists planned for 40,000.
+    assert big.lists == 128 and big.training_points(40_000) == 512 * faiss_index.TRAIN_PER_LIST
     assert small.lists == 0 and small.training_points(3_000) == 0
     assert faiss_index.nlist_for(211_661) == 1024
 
