@@ -199,9 +199,7 @@ def catch_up_descriptors(services: Services, *, version: int) -> bool:
     return bool(added or removed)
 
 
-def _sync_descriptors(
-    index: DescriptorIndex, catalogue: Catalogue, method: str
-) -> tuple[int, int]:
+def _sync_descriptors(index: DescriptorIndex, catalogue: Catalogue, method: str) -> tuple[int, int]:
     """Add the photos with stored features ``index`` lacks, drop those it holds without;
     returns (photos added, photos removed)."""
     wanted = np.asarray(catalogue.local_feature_ids(method), dtype=np.int64)

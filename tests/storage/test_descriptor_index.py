@@ -184,3 +184,24 @@ def test_unknown_kind_is_refused_with_the_valid_ones(tmp_path: Path) -> None:
     assert available_descriptor_indexes() == ["faiss", "memory"]
     with pytest.raises(ConfigError, match="choose one of: faiss, memory"):
         _new("hnsw", tmp_path)
+
+
+def test_a_save_never_replaces_a_descriptor_index_of_a_newer_catalogue_version(
+    tmp_path: Path,
+) -> None:
+    newer = FaissDescriptorIndex.create(
+        directory=tmp_path, meta=DescriptorMeta(KEY, catalogue_version=5)
+    )
+    newer.add(4, _unit(30, 4))
+    newer.add(7, _unit(20, 7))
+    newer.save()
+    older = FaissDescriptorIndex.create(
+        directory=tmp_path, meta=DescriptorMeta(KEY, catalogue_version=2)
+    )
+    older.add(4, _unit(30, 4))
+    older.save()  # skipped: the saved one reflects more of the catalogue
+    loaded = FaissDescriptorIndex.load(tmp_path, features_key=KEY)
+    assert list(loaded.photo_ids()) == [4, 7] and loaded.meta.catalogue_version == 5
+    older.meta.catalogue_version = 5
+    older.save()
+    assert list(FaissDescriptorIndex.load(tmp_path, features_key=KEY).photo_ids()) == [4]
