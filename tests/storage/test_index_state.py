@@ -3,7 +3,11 @@ path made it, and nothing else."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from engine.services import Services
 from ingest.catalogue_csv import iter_items, read_catalogue_csv
@@ -11,9 +15,12 @@ from ingest.photos import ingest_photos
 from kernel.enums import ObjectStatus
 from kernel.schemas import ObjectCreate, StatusChange
 from models.local_features import FEATURES_KEY
+from storage.catalogue import NewPhoto, create_catalogue
 from storage.catalogue.browse import CatalogueQueries
 from storage.catalogue.index_state import IndexStates
+from storage.migrate import upgrade
 from tests.utils.catalogue import write_catalogue
+from tests.utils.servers import find_postgres, postgres_schema
 
 
 def test_every_photo_change_bumps_the_version_and_nothing_else(
@@ -52,3 +59,43 @@ def test_the_version_is_only_ever_raised(services: Services) -> None:
     assert states.version() == now
     states.raise_to(now + 40)
     assert states.version() == now + 40
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalogue.sqlite3'}"
+        return
+    with postgres_schema(find_postgres()) as pg_url:
+        raw = create_catalogue(pg_url, check_schema=False)
+        upgrade(raw.engine)
+        raw.close()
+        yield pg_url
+
+
+def test_the_triggers_on_both_databases_and_across_connections(url: str) -> None:
+    writer, reader = create_catalogue(url), create_catalogue(url)
+    try:
+        states = IndexStates(reader.engine)
+        start = states.version()
+        sha = "ab" * 32
+        vector = np.ones(8, dtype=np.float32) / np.sqrt(8)
+        ref = writer.add_photo(
+            record=ObjectCreate(object_id="o-1", institution="m"),
+            photo=NewPhoto(sha, f"photos/ab/{sha}", f"thumbnails/ab/{sha}.jpg", 8, 8, "PNG"),
+            model="fake",
+            model_version="1",
+            vector=vector,
+            local_features=("rootsift/640/1000", b"x"),
+        )
+        added = states.version()  # committed by another connection: seen at once
+        assert added > start
+        assert list(states.vector_ids("fake", "1")) == [ref.photo_id]
+        writer.set_status("o-1", StatusChange(status=ObjectStatus.STOLEN))
+        assert states.version() == added
+        CatalogueQueries(writer.engine).delete_object("o-1")  # embeddings and features cascade
+        assert states.version() > added
+        assert list(states.vector_ids("fake", "1")) == []
+    finally:
+        writer.close()
+        reader.close()
