@@ -67,6 +67,7 @@ def fsck(
                     index=index,
                     index_source=source,
                     grace=grace,
+                    settings=settings,
                 )
             return index, report
 

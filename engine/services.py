@@ -1,9 +1,20 @@
-"""The assembled parts of artmatch: built once from settings, shared by CLI, API and jobs."""
+"""The assembled parts of artmatch: built once from settings, shared by CLI, API and jobs.
+
+Several processes may work on one catalogue at once (the service, CLI imports, a worker).
+Each holds its indexes in memory, stamped with the catalogue's index version they reflect
+(`storage.catalogue.index_state`: a counter the database bumps with every photo change).
+`Services.refresh` compares the stamp with the catalogue's counter (one small SELECT) and,
+when another process changed the photos, catches up in place: adds the photos it lacks from
+their stored vectors and local features and drops those gone. Saves catch up first, and the
+index files refuse to be replaced by an index reflecting an older version.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -13,6 +24,7 @@ from kernel.errors import ArtmatchError
 from kernel.settings import Settings
 from storage.blobs import BlobStore, create_blob_store
 from storage.catalogue import Catalogue, create_catalogue
+from storage.catalogue.index_state import IndexStates
 from storage.descriptors.base import DescriptorIndex, DescriptorMeta
 from storage.descriptors.registry import (
     create_descriptor_index,
@@ -27,8 +39,11 @@ if TYPE_CHECKING:
     from models.embedders import Embedder
 
 __all__ = [
+    "CATCH_UP_BATCH",
     "Services",
     "build_services",
+    "catch_up_descriptors",
+    "catch_up_vectors",
     "open_descriptor_index",
     "open_index",
     "snapshots_enabled",
@@ -40,6 +55,9 @@ log = logging.getLogger(__name__)
 #: Photos first read to estimate the descriptors per photo of a rebuilt descriptor index;
 #: more are read when the lists it will train need more points (`_training_sample`).
 TRAIN_PHOTOS = 200
+#: Photos whose stored vectors or features a catch-up reads per query (SQLite allows 32,766
+#: parameters in one statement; a batch of features is ~75 KB per photo).
+CATCH_UP_BATCH = 256
 
 
 @dataclass
@@ -57,6 +75,34 @@ class Services:
     descriptors_saved_version: int | None = field(default=None)
     #: `IndexMeta.version` of the index as last snapshotted or loaded; None: never.
     snapshot_version: int | None = field(default=None)
+    #: Held while catching up with other processes: the service passes its write lock, so a
+    #: catch-up never interleaves with an ingest or delete of its own.
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def index_states(self) -> IndexStates:
+        """The catalogue's index version (made on first use: `Services` built by hand, as
+        `artmatch fsck` does, need not pass it)."""
+        states = self.__dict__.get("_index_states")
+        if states is None or states.engine is not self.catalogue.engine:
+            states = self.__dict__["_index_states"] = IndexStates(self.catalogue.engine)
+        return states  # type: ignore[no-any-return]
+
+    def refresh(self) -> bool:
+        """Catch both indexes up with the catalogue if another process changed its photos
+        since they were last brought up to date; returns whether anything changed.
+
+        Costs one primary-key SELECT when nothing changed (run before every search); a
+        catch-up reads only the ids, plus the vectors and features of the photos added.
+        """
+        version = self.index_states.version()
+        behind = min(self.index.meta.catalogue_version, self.descriptors.meta.catalogue_version)
+        if version <= behind:
+            return False
+        with self.lock:
+            changed = catch_up_vectors(self, version=version)
+            changed = catch_up_descriptors(self, version=version) or changed
+        return changed
 
     def save_snapshot(self) -> None:
         """Snapshot the index to the blob store if it changed since the last snapshot (and
@@ -78,18 +124,95 @@ class Services:
         """
         from models.local_features import FEATURES_KEY
 
-        if self.descriptors.meta.version == self.descriptors_saved_version:
-            return
-        fingerprint = self.catalogue.local_feature_fingerprint(FEATURES_KEY)
-        self.descriptors.meta.fingerprint = fingerprint
-        self.descriptors.save()
-        self.descriptors_saved_version = self.descriptors.meta.version
+        with self.lock:
+            # Another process may have changed the photos: never save less than they hold.
+            catch_up_descriptors(self, version=self.index_states.version())
+            if self.descriptors.meta.version == self.descriptors_saved_version:
+                return
+            fingerprint = self.catalogue.local_feature_fingerprint(FEATURES_KEY)
+            self.descriptors.meta.fingerprint = fingerprint
+            self.descriptors.save()
+            self.descriptors_saved_version = self.descriptors.meta.version
+
+    def save_index(self) -> None:
+        """Catch the vector index up with the catalogue, then save it with the fingerprint
+        of the catalogue's vectors (the save is skipped if a newer one is on disk)."""
+        with self.lock:
+            catch_up_vectors(self, version=self.index_states.version())
+            emb = self.embedder
+            self.index.meta.fingerprint = self.catalogue.vector_fingerprint(emb.name, emb.version)
+            self.index.save()
 
     def close(self) -> None:
-        self.index.save()
-        self.save_snapshot()
-        self.save_descriptors()
+        with self.lock:
+            self.save_index()
+            self.save_snapshot()
+            self.save_descriptors()
         self.catalogue.close()
+
+
+def _chunks(ids: np.ndarray) -> Iterator[np.ndarray]:
+    for start in range(0, len(ids), CATCH_UP_BATCH):
+        yield ids[start : start + CATCH_UP_BATCH]
+
+
+def catch_up_vectors(services: Services, *, version: int) -> bool:
+    """Make ``services.index`` hold exactly the catalogue's vectors of the current model if
+    it reflects a catalogue version older than ``version`` (read before calling: what is read
+    here is at least that new); returns whether it changed. Call with ``services.lock``."""
+    index, emb = services.index, services.embedder
+    if version <= index.meta.catalogue_version:
+        return False
+    wanted = services.index_states.vector_ids(emb.name, emb.version)
+    held = index.ids()
+    gone = np.setdiff1d(held, wanted)
+    missing = np.setdiff1d(wanted, held)
+    if len(gone):
+        index.remove(gone)
+    added = 0
+    for chunk in _chunks(missing):
+        # A photo deleted since the ids were read is simply not found.
+        found = services.catalogue.photo_vectors(chunk.tolist(), emb.name, emb.version)
+        if found:
+            ids = np.fromiter(found, dtype=np.int64, count=len(found))
+            index.add(ids, np.stack([found[int(i)] for i in ids]))
+            added += len(found)
+    index.meta.catalogue_version = version
+    if added or len(gone):
+        log.info("index caught up with the catalogue: %d added, %d removed", added, len(gone))
+    return bool(added or len(gone))
+
+
+def catch_up_descriptors(services: Services, *, version: int) -> bool:
+    """`catch_up_vectors` for ``services.descriptors``, from the stored local features; an
+    index the catch-up made outgrow its training is retrained (`refresh_descriptors`)."""
+    from models.local_features import FEATURES_KEY
+
+    index = services.descriptors
+    if version <= index.meta.catalogue_version:
+        return False
+    added, removed = _sync_descriptors(index, services.catalogue, FEATURES_KEY)
+    index.meta.catalogue_version = version
+    if added or removed:
+        log.info("descriptor index caught up: %d photo(s) added, %d removed", added, removed)
+        refresh_descriptors(services)
+    return bool(added or removed)
+
+
+def _sync_descriptors(index: DescriptorIndex, catalogue: Catalogue, method: str) -> tuple[int, int]:
+    """Add the photos with stored features ``index`` lacks, drop those it holds without;
+    returns (photos added, photos removed)."""
+    wanted = np.asarray(catalogue.local_feature_ids(method), dtype=np.int64)
+    held = np.asarray(index.photo_ids(), dtype=np.int64)
+    gone = np.setdiff1d(held, wanted)
+    if len(gone):
+        index.remove(gone)
+    added = 0
+    for chunk in _chunks(np.setdiff1d(wanted, held)):
+        for photo_id, blob in catalogue.local_features(chunk.tolist(), method).items():
+            index.add(photo_id, _photo_descriptors(photo_id, blob))
+            added += 1
+    return added, len(gone)
 
 
 def snapshots_enabled(settings: Settings) -> bool:
@@ -121,6 +244,9 @@ def open_index(
     then snapshotted)."""
     kind = settings.index.kind
     index_type(kind)  # an unknown kind is a `ConfigError` here, not a failed load and a rebuild
+    states = IndexStates(catalogue.engine)
+    # Read before the fingerprint: what is read next is at least this new (`catch_up_vectors`).
+    version = states.version()
     fingerprint = catalogue.vector_fingerprint(embedder.name, embedder.version)
     snapshots = blobs is not None and snapshots_enabled(settings)
     if not force_rebuild:
@@ -128,8 +254,10 @@ def open_index(
             index = load_index(
                 kind, settings.index_path, model=embedder.name, model_version=embedder.version
             )
+            version = _not_behind(states, version, index.meta.catalogue_version)
             # Compare what the index really holds, not what its metadata claims.
             held = fingerprint_ids(index.ids())
+            index.meta.catalogue_version = version
             if held == fingerprint:
                 if snapshots:
                     _refresh_snapshot(blobs, index)  # type: ignore[arg-type]
@@ -148,6 +276,7 @@ def open_index(
                     kind=kind,
                 )
                 if index.meta.fingerprint == fingerprint:
+                    index.meta.catalogue_version = version
                     index.save()  # the next start of this replica finds it locally
                     return index, False
                 log.info("index snapshot is stale (%s != %s)", index.meta.fingerprint, fingerprint)
@@ -156,7 +285,12 @@ def open_index(
     index = create_index(
         kind,
         directory=settings.index_path,
-        meta=IndexMeta(model=embedder.name, model_version=embedder.version, dim=embedder.dim),
+        meta=IndexMeta(
+            model=embedder.name,
+            model_version=embedder.version,
+            dim=embedder.dim,
+            catalogue_version=version,
+        ),
     )
     ids, vectors = catalogue.vectors(embedder.name, embedder.version)
     if len(ids):
@@ -176,32 +310,61 @@ def open_descriptor_index(
     settings: Settings, catalogue: Catalogue, *, force_rebuild: bool = False
 ) -> tuple[DescriptorIndex, bool]:
     """The saved descriptor index if it holds exactly the photos with stored local features
-    (and has not outgrown its training), else one rebuilt from those features and saved.
-    Returns it and whether it was rebuilt."""
+    (and has not outgrown its training); a saved one that differs (photos changed since it
+    was saved: a crash, another process) is caught up with those features and saved; else
+    one rebuilt from those features and saved. Returns it and whether it was rebuilt."""
     from models.local_features import FEATURES_KEY
 
     kind = settings.index.descriptor_kind
     descriptor_index_type(kind)  # an unknown kind is a `ConfigError`, not a rebuild
+    states = IndexStates(catalogue.engine)
+    version = states.version()  # before the ids are read, as in `open_index`
     fingerprint = catalogue.local_feature_fingerprint(FEATURES_KEY)
     if not force_rebuild:
         try:
             index = load_descriptor_index(kind, settings.index_path, features_key=FEATURES_KEY)
+            version = _not_behind(states, version, index.meta.catalogue_version)
+            index.meta.catalogue_version = version
             # Compare what the index really holds, not what its metadata claims.
             held = fingerprint_ids(index.photo_ids())
-            if held == fingerprint and not index.outgrown:
+            if held != fingerprint and not index.outgrown:
+                # Adding the few photos it lacks beats retraining on all of them (seconds
+                # to minutes at a million descriptors).
+                added, removed = _sync_descriptors(index, catalogue, FEATURES_KEY)
+                log.info("descriptor index caught up: %d added, %d removed", added, removed)
+                held = fingerprint_ids(index.photo_ids())
+                if not index.outgrown:
+                    index.meta.fingerprint = held
+                    index.save()
+            if not index.outgrown:
                 return index, False
-            log.info(
-                "descriptor index is stale or outgrown (%s != %s); rebuilding", held, fingerprint
-            )
+            log.info("descriptor index is outgrown (%d descriptors); rebuilding", index.size)
         except Exception as exc:  # IndexNotReady, or a file faiss cannot parse
             log.info("descriptor index not usable: %s", exc)
     index = create_descriptor_index(
-        kind, directory=settings.index_path, meta=DescriptorMeta(features_key=FEATURES_KEY)
+        kind,
+        directory=settings.index_path,
+        meta=DescriptorMeta(features_key=FEATURES_KEY, catalogue_version=version),
     )
     _fill_descriptor_index(index, catalogue, FEATURES_KEY)
     index.meta.fingerprint = fingerprint
     index.save()
     return index, True
+
+
+def _not_behind(states: IndexStates, version: int, saved: int) -> int:
+    """The catalogue's version, raised to that of a saved index found newer (the database
+    was restored from a backup): otherwise every later save would look older than that
+    file and be refused (`storage.catalogue.index_state.IndexStates.raise_to`)."""
+    if saved <= version:
+        return version
+    log.warning(
+        "saved index reflects catalogue version %d, the catalogue is at %d (restored?)",
+        saved,
+        version,
+    )
+    states.raise_to(saved)
+    return saved
 
 
 def refresh_descriptors(services: Services) -> bool:

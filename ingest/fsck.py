@@ -9,6 +9,9 @@ then the index) means a crash can leave only these, all found here:
   reported as pending and deleted only with ``force``.
 - the saved index (local file, else the blob store's snapshot) missing vectors the catalogue
   holds, or holding ids the catalogue does not: `repair` rebuilds it.
+- the saved descriptor index missing photos with stored local features, or holding photos
+  that have none (checked on its own: it is saved less often than the vector index, when a
+  process closes, so it can be stale while the vector index is not): `repair` rebuilds it.
 
 And, from outside interference or older versions: rows whose photo or thumbnail blob is gone
 (a thumbnail is made again from the photo; a lost photo cannot be repaired and stays reported),
@@ -31,6 +34,8 @@ from kernel.errors import ArtmatchError
 from kernel.settings import Settings
 from storage.blobs import BlobStore, LocalBlobStore
 from storage.catalogue import Catalogue, Embedding, Photo
+from storage.descriptors.base import DescriptorIndex
+from storage.descriptors.registry import load_descriptor_index
 from storage.index.base import VectorIndex
 from storage.index.registry import load_index
 
@@ -38,7 +43,14 @@ if TYPE_CHECKING:
     from engine.services import Services
     from models.embedders import Embedder
 
-__all__ = ["BLOB_PREFIXES", "DEFAULT_GRACE", "FsckReport", "check_store", "repair_store"]
+__all__ = [
+    "BLOB_PREFIXES",
+    "DEFAULT_GRACE",
+    "FsckReport",
+    "check_store",
+    "repair_store",
+    "saved_descriptor_index",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +79,18 @@ class FsckReport:
     not_in_index: list[int] = field(default_factory=list)
     #: Ids in the saved index that have no vector of that model in the catalogue.
     not_in_catalogue: list[int] = field(default_factory=list)
+    #: Whether the saved descriptor index was checked, and where it came from ("local" or
+    #: "none": there is no usable saved one).
+    descriptors_checked: bool = False
+    descriptor_source: str = "none"
+    #: Photo ids with stored local features that the saved descriptor index lacks.
+    not_in_descriptors: list[int] = field(default_factory=list)
+    #: Photo ids in the saved descriptor index with no stored local features.
+    descriptors_not_in_catalogue: list[int] = field(default_factory=list)
+
+    @property
+    def descriptors_stale(self) -> bool:
+        return bool(self.not_in_descriptors or self.descriptors_not_in_catalogue)
 
     @property
     def no_index(self) -> bool:
@@ -83,6 +107,7 @@ class FsckReport:
             or self.without_vector
             or self.not_in_index
             or self.not_in_catalogue
+            or self.descriptors_stale
         )
 
     def lines(self) -> list[str]:
@@ -107,6 +132,13 @@ class FsckReport:
         else:
             add(self.not_in_index, "vector(s) missing from the index")
         add(self.not_in_catalogue, "index id(s) with no vector in the catalogue")
+        if self.descriptors_checked:
+            out.append(f"descriptor index: {self.descriptor_source}")
+        if self.descriptor_source == "none" and self.not_in_descriptors:
+            out.append(f"no saved descriptor index for {len(self.not_in_descriptors)} photo(s)")
+        else:
+            add(self.not_in_descriptors, "photo(s) missing from the saved descriptor index")
+        add(self.descriptors_not_in_catalogue, "descriptor index photo(s) with no stored features")
         out.append("consistent" if self.consistent else "INCONSISTENT")
         return out
 
@@ -178,6 +210,19 @@ def saved_index(
     return None, "none"
 
 
+def saved_descriptor_index(settings: Settings) -> DescriptorIndex | None:
+    """The descriptor index a start would load, as saved; None when there is no usable one."""
+    from models.local_features import FEATURES_KEY
+
+    try:
+        return load_descriptor_index(
+            settings.index.descriptor_kind, settings.index_path, features_key=FEATURES_KEY
+        )
+    except ArtmatchError as exc:
+        log.info("no saved descriptor index: %s", exc)
+        return None
+
+
 def check_store(
     *,
     catalogue: Catalogue,
@@ -187,8 +232,10 @@ def check_store(
     index_source: str = "local",
     grace: dt.timedelta = DEFAULT_GRACE,
     now: dt.datetime | None = None,
+    settings: Settings | None = None,
 ) -> FsckReport:
-    """Compare the catalogue with the blob store and with ``index`` (None: no saved index)."""
+    """Compare the catalogue with the blob store and with ``index`` (None: no saved index);
+    with ``settings``, with the saved descriptor index too."""
     now = now or dt.datetime.now(dt.UTC)
     rows = _photo_keys(catalogue)
     stored = {k for prefix in BLOB_PREFIXES for k in blobs.keys(prefix)}
@@ -212,7 +259,22 @@ def check_store(
     report.index_source = index_source if index is not None else "none"
     report.not_in_index = sorted(int(i) for i in np.setdiff1d(vectors, held))
     report.not_in_catalogue = sorted(int(i) for i in np.setdiff1d(held, vectors))
+    if settings is not None:
+        _check_descriptors(report, catalogue, saved_descriptor_index(settings))
     return report
+
+
+def _check_descriptors(
+    report: FsckReport, catalogue: Catalogue, saved: DescriptorIndex | None
+) -> None:
+    from models.local_features import FEATURES_KEY
+
+    wanted = np.asarray(catalogue.local_feature_ids(FEATURES_KEY), dtype=np.int64)
+    held = saved.photo_ids() if saved is not None else np.zeros(0, dtype=np.int64)
+    report.descriptors_checked = True
+    report.descriptor_source = "local" if saved is not None else "none"
+    report.not_in_descriptors = sorted(int(i) for i in np.setdiff1d(wanted, held))
+    report.descriptors_not_in_catalogue = sorted(int(i) for i in np.setdiff1d(held, wanted))
 
 
 def repair_store(services: Services, report: FsckReport, *, force: bool = False) -> list[str]:
@@ -255,14 +317,16 @@ def repair_store(services: Services, report: FsckReport, *, force: bool = False)
     if report.without_vector:
         embedded = reembed_missing(services)
         actions.append(f"embedded {embedded} photo(s) that had no vector")
-    if report.without_vector or report.not_in_index or report.not_in_catalogue:
+    rebuild_vectors = bool(report.without_vector or report.not_in_index or report.not_in_catalogue)
+    if rebuild_vectors:
         services.index, _ = open_index(
             settings, catalogue, services.embedder, force_rebuild=True, blobs=blobs
         )
         services.snapshot_version = services.index.meta.version
         actions.append(f"rebuilt the index from {services.index.size} stored vector(s)")
-        # Re-embedding stores local features too, and what left the vector index stale
-        # (a crash, a file put back) leaves the descriptor index so as well.
+    # Re-embedding stores local features too, and what left the vector index stale (a crash,
+    # a file put back) leaves the descriptor index so as well; or it is stale on its own.
+    if rebuild_vectors or report.descriptors_stale:
         services.descriptors, _ = open_descriptor_index(settings, catalogue, force_rebuild=True)
         services.descriptors_saved_version = services.descriptors.meta.version
         actions.append(

@@ -75,10 +75,9 @@ def _batches(items: Iterable[PhotoItem], size: int) -> Iterator[list[PhotoItem]]
 
 
 def sync_index(services: Services) -> None:
-    """Save the index with the fingerprint of the catalogue it now reflects."""
-    emb = services.embedder
-    services.index.meta.fingerprint = services.catalogue.vector_fingerprint(emb.name, emb.version)
-    services.index.save()
+    """Save the index with the fingerprint of the catalogue it now reflects (caught up first
+    with what other processes changed: `Services.save_index`)."""
+    services.save_index()
 
 
 def ingest_photos(

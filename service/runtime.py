@@ -4,7 +4,8 @@ The catalogue database (accounts, sessions) opens at once so logins work immedia
 embedder and vector index load in a worker thread, and `/api/v1/ready` says when they are.
 Every write to the catalogue and the in-memory indexes goes through ``write_lock``; index reads
 take the same lock only for the duration of the FAISS call (`LockedIndex`,
-`LockedDescriptors`).
+`LockedDescriptors`). Each request that needs the indexes first catches them up with what
+other processes changed in the catalogue (`Services.refresh`), under the same lock.
 """
 
 from __future__ import annotations
@@ -168,8 +169,11 @@ class Runtime:
         return self.settings.home / "manifests"
 
     def require_services(self) -> Services:
+        """The services, caught up with photo changes made by other processes (a CLI import,
+        a worker) since the last request: one small SELECT when there are none."""
         if self.services is None:
             raise IndexNotReady(self.load_error or "the model and index are still loading")
+        self.services.refresh()
         return self.services
 
     def load_services(self, embedder: Embedder | None = None) -> None:
@@ -183,6 +187,7 @@ class Runtime:
             services,
             index=LockedIndex(services.index, self.write_lock),
             descriptors=LockedDescriptors(services.descriptors, self.write_lock),
+            lock=self.write_lock,
         )
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.services import Services, build_services, open_descriptor_index, open_index
+from engine.services import Services, build_services
 from kernel.enums import JobStatus
 from kernel.settings import Settings, WebSettings
 from service.jobs import JobRunner, listing_source
@@ -64,12 +64,8 @@ def run_worker(
                     break
                 stop.wait(poll_seconds)
                 continue
-            services.index, _ = open_index(
-                settings, services.catalogue, services.embedder, blobs=services.blobs
-            )
             # Another process (the service) may have changed the catalogue since.
-            services.descriptors, _ = open_descriptor_index(settings, services.catalogue)
-            services.descriptors_saved_version = services.descriptors.meta.version
+            services.refresh()
             log.info("running job %s (%s)", job.id, job.manifest)
             manifest = Path(job.manifest)
             source = listing_source(

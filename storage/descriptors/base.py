@@ -75,6 +75,9 @@ class DescriptorMeta:
     #: `storage.index.base.fingerprint_ids` of the photo ids held, compared with the
     #: catalogue's at start to decide whether the saved index can be trusted.
     fingerprint: str = ""
+    #: The catalogue's index version (`storage.catalogue.index_state`) this index reflects;
+    #: a save never replaces a file that reflects a newer one (`storage.index.base`).
+    catalogue_version: int = 0
 
 
 class DescriptorIndex(Protocol):

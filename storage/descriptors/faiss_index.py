@@ -36,11 +36,14 @@ Files, per features key (``<stem>`` is `storage.descriptors.base.descriptor_stem
     <directory>/<stem>.faiss   the serialised FAISS index
     <directory>/<stem>.json    `DescriptorMeta`, the layout, the number of descriptors, the
                                size trained for and the photos held with no descriptor
+    <directory>/<stem>.lock    taken by every save (exclusive) and load (shared); a save is
+                               skipped when the saved file reflects a newer catalogue version
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -60,9 +63,12 @@ from storage.descriptors.base import (
     unpack_ids,
 )
 from storage.descriptors.registry import register_descriptor_index
-from storage.files import atomic_write
+from storage.files import atomic_write, file_lock
+from storage.index.base import saved_catalogue_version
 
 __all__ = ["EXACT_MAX", "IVF_CODE", "NPROBE", "FaissDescriptorIndex", "nlist_for"]
+
+log = logging.getLogger(__name__)
 
 #: Descriptors held exactly; one more and the index trains an IVF (see the module doc).
 EXACT_MAX = 10_000
@@ -254,17 +260,28 @@ class FaissDescriptorIndex:
         """Write index then metadata, each through a temp file and rename.
 
         A crash between the two leaves metadata that no longer matches; `load` then refuses
-        the pair and the next start rebuilds, so a reader never trusts half a save.
+        the pair and the next start rebuilds, so a reader never trusts half a save. Skipped
+        when the saved file reflects a newer catalogue version than this index does.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(self._index_file, faiss.serialize_index(self._index).tobytes())
-        meta = self.meta.__dict__ | {
-            "layout": self.layout,
-            "ntotal": self.size,
-            "empty": sorted(p for p, count in self._held.items() if not count),
-            "trained_for": self.trained_for,
-        }
-        atomic_write(self._meta_file, json.dumps(meta, indent=2).encode())
+        with file_lock(self._index_file.with_suffix(".lock")):
+            saved = saved_catalogue_version(self._meta_file)
+            if saved > self.meta.catalogue_version:
+                log.info(
+                    "descriptor index not saved: the saved one reflects catalogue version %d, "
+                    "this one %d",
+                    saved,
+                    self.meta.catalogue_version,
+                )
+                return
+            atomic_write(self._index_file, faiss.serialize_index(self._index).tobytes())
+            meta = self.meta.__dict__ | {
+                "layout": self.layout,
+                "ntotal": self.size,
+                "empty": sorted(p for p, count in self._held.items() if not count),
+                "trained_for": self.trained_for,
+            }
+            atomic_write(self._meta_file, json.dumps(meta, indent=2).encode())
 
     @classmethod
     def load(cls, directory: Path, *, features_key: str) -> FaissDescriptorIndex:
@@ -272,11 +289,13 @@ class FaissDescriptorIndex:
         stem = descriptor_stem(features_key)
         index_file, meta_file = directory / f"{stem}.faiss", directory / f"{stem}.json"
         try:
-            raw = json.loads(meta_file.read_text())
+            # Shared: a save in another process never swaps the pair between the two reads.
+            with file_lock(directory / f"{stem}.lock", shared=True):
+                raw = json.loads(meta_file.read_text())
+                index = faiss.deserialize_index(np.fromfile(index_file, dtype=np.uint8))
             layout, ntotal = raw.pop("layout"), raw.pop("ntotal")
             empty, trained_for = raw.pop("empty"), raw.pop("trained_for")
             meta = DescriptorMeta(**raw)
-            index = faiss.deserialize_index(np.fromfile(index_file, dtype=np.uint8))
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             raise IndexNotReady(f"no usable descriptor index at {index_file}: {exc}") from None
         if meta.features_key != features_key:

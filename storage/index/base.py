@@ -7,11 +7,18 @@ name through `storage.index.registry`.
 The index is derived data. Its metadata records the model version and a fingerprint of the
 catalogue's vectors; `engine.services.open_index` rebuilds it from the catalogue whenever the
 saved one is missing, unreadable, of another model, or stale, instead of trusting it.
+
+Several processes may share one index directory (the service, a CLI import, a worker). Saved
+metadata carries the catalogue version the index reflects (`IndexMeta.catalogue_version`,
+`storage.catalogue.index_state`); a save takes an exclusive lock on ``<stem>.lock`` beside the
+files and is skipped when the file already saved reflects a newer version
+(`saved_catalogue_version`), so a process that fell behind never overwrites a newer index.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +35,7 @@ __all__ = [
     "check_batch",
     "fingerprint_ids",
     "index_stem",
+    "saved_catalogue_version",
 ]
 
 
@@ -51,6 +59,18 @@ class IndexMeta:
     fingerprint: str = ""
     #: Bumped on every change; search results report it.
     version: int = 0
+    #: The catalogue's index version (`storage.catalogue.index_state`) this index reflects.
+    catalogue_version: int = 0
+
+
+def saved_catalogue_version(meta_file: Path) -> int:
+    """The ``catalogue_version`` a saved index's metadata file records; 0 when the file is
+    missing, unreadable or older than the field (any save may replace such a file)."""
+    try:
+        value = json.loads(meta_file.read_bytes()).get("catalogue_version", 0)
+        return int(value)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
 
 
 @runtime_checkable

@@ -8,11 +8,13 @@ Files, per model version (``<stem>`` is `storage.index.base.index_stem`)::
 
     <directory>/<stem>.faiss   the serialised FAISS index
     <directory>/<stem>.json    `IndexMeta` and the number of vectors
+    <directory>/<stem>.lock    taken by every save (exclusive) and load (shared)
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,11 +22,13 @@ import faiss
 import numpy as np
 
 from kernel.errors import IndexNotReady
-from storage.files import atomic_write
-from storage.index.base import IndexMeta, check_batch, index_stem
+from storage.files import atomic_write, file_lock
+from storage.index.base import IndexMeta, check_batch, index_stem, saved_catalogue_version
 from storage.index.registry import register_index
 
 __all__ = ["FaissVectorIndex"]
+
+log = logging.getLogger(__name__)
 
 
 @register_index("flat")
@@ -56,6 +60,10 @@ class FaissVectorIndex:
     @property
     def _meta_file(self) -> Path:
         return self._index_file.with_suffix(".json")
+
+    @property
+    def _lock_file(self) -> Path:
+        return self._index_file.with_suffix(".lock")
 
     @property
     def size(self) -> int:
@@ -110,12 +118,23 @@ class FaissVectorIndex:
         """Write index then metadata, each through a temp file and rename.
 
         A crash between the two leaves metadata that no longer matches; `open_index` then
-        sees a stale index and rebuilds it, so a reader never trusts half a save.
+        sees a stale index and rebuilds it, so a reader never trusts half a save. Skipped
+        when the saved index reflects a newer catalogue version than this one (another
+        process saved it since this one last caught up; see the module doc of `base`).
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(self._index_file, self.to_bytes())
-        meta = self.meta.__dict__ | {"ntotal": self.size}
-        atomic_write(self._meta_file, json.dumps(meta, indent=2).encode())
+        with file_lock(self._lock_file):
+            saved = saved_catalogue_version(self._meta_file)
+            if saved > self.meta.catalogue_version:
+                log.info(
+                    "index not saved: the saved one reflects catalogue version %d, this one %d",
+                    saved,
+                    self.meta.catalogue_version,
+                )
+                return
+            atomic_write(self._index_file, self.to_bytes())
+            meta = self.meta.__dict__ | {"ntotal": self.size}
+            atomic_write(self._meta_file, json.dumps(meta, indent=2).encode())
 
     @classmethod
     def load(cls, directory: Path, *, model: str, model_version: str) -> FaissVectorIndex:
@@ -123,10 +142,12 @@ class FaissVectorIndex:
         stem = cls.stem(model, model_version)
         index_file, meta_file = directory / f"{stem}.faiss", directory / f"{stem}.json"
         try:
-            raw = json.loads(meta_file.read_text())
+            # Shared: a save in another process never swaps the pair between the two reads.
+            with file_lock(directory / f"{stem}.lock", shared=True):
+                raw = json.loads(meta_file.read_text())
+                index = _read(np.fromfile(index_file, dtype=np.uint8))
             ntotal = raw.pop("ntotal")
             meta = IndexMeta(**raw)
-            index = _read(np.fromfile(index_file, dtype=np.uint8))
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             raise IndexNotReady(f"no usable index at {index_file}: {exc}") from None
         if meta.model != model or meta.model_version != model_version:

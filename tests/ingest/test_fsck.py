@@ -145,3 +145,43 @@ def test_cli_exit_codes(stocked: Services, monkeypatch: pytest.MonkeyPatch) -> N
         assert "after repair: consistent" in result.output
     finally:
         get_settings.cache_clear()
+
+
+def test_a_stale_descriptor_index_is_reported_on_its_own_and_rebuilt(
+    stocked: Services, tmp_path: Path
+) -> None:
+    from engine.services import build_services
+    from models.embedders import FakeEmbedder
+
+    settings = stocked.settings
+    stocked.close()
+    # A process adds a photo and dies before closing: the vector index is saved with every
+    # batch, the descriptor index only at close.
+    other = build_services(settings, embedder=FakeEmbedder())
+    extra = write_catalogue(tmp_path / "extra", n_objects=5)
+    [added] = [
+        o.photo_id
+        for o in ingest_photos(other, list(iter_items(read_catalogue_csv(extra)))[4:])
+        if o.photo_id is not None
+    ]
+    other.catalogue.close()
+
+    def check() -> FsckReport:
+        index, source = saved_index(settings, other.blobs, other.embedder)
+        return check_store(
+            catalogue=other.catalogue,
+            blobs=other.blobs,
+            embedder=other.embedder,
+            index=index,
+            index_source=source,
+            grace=NO_GRACE,
+            settings=settings,
+        )
+
+    report = check()
+    assert not report.not_in_index and not report.not_in_catalogue
+    assert report.not_in_descriptors == [added] and not report.consistent
+    assert "1 photo(s) missing from the saved descriptor index" in "\n".join(report.lines())
+    actions = repair_store(other, report)
+    assert any("rebuilt the descriptor index" in a for a in actions)
+    assert check().consistent

@@ -104,6 +104,7 @@ def test_saved_index_loads_back(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "descriptors__rootsift_640_1000.faiss",
         "descriptors__rootsift_640_1000.json",
+        "descriptors__rootsift_640_1000.lock",  # taken by saves and loads
     ]
     loaded = load_descriptor_index("faiss", tmp_path, features_key=KEY)
     assert loaded.meta == index.meta and list(loaded.photo_ids()) == [4, 8]
@@ -183,3 +184,24 @@ def test_unknown_kind_is_refused_with_the_valid_ones(tmp_path: Path) -> None:
     assert available_descriptor_indexes() == ["faiss", "memory"]
     with pytest.raises(ConfigError, match="choose one of: faiss, memory"):
         _new("hnsw", tmp_path)
+
+
+def test_a_save_never_replaces_a_descriptor_index_of_a_newer_catalogue_version(
+    tmp_path: Path,
+) -> None:
+    newer = FaissDescriptorIndex.create(
+        directory=tmp_path, meta=DescriptorMeta(KEY, catalogue_version=5)
+    )
+    newer.add(4, _unit(30, 4))
+    newer.add(7, _unit(20, 7))
+    newer.save()
+    older = FaissDescriptorIndex.create(
+        directory=tmp_path, meta=DescriptorMeta(KEY, catalogue_version=2)
+    )
+    older.add(4, _unit(30, 4))
+    older.save()  # skipped: the saved one reflects more of the catalogue
+    loaded = FaissDescriptorIndex.load(tmp_path, features_key=KEY)
+    assert list(loaded.photo_ids()) == [4, 7] and loaded.meta.catalogue_version == 5
+    older.meta.catalogue_version = 5
+    older.save()
+    assert list(FaissDescriptorIndex.load(tmp_path, features_key=KEY).photo_ids()) == [4]

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from kernel.errors import IndexNotReady, InvalidInput
-from storage.index.base import IndexMeta
+from storage.index.base import IndexMeta, saved_catalogue_version
 from storage.index.faiss_flat import FaissVectorIndex
 from storage.index.memory import MemoryVectorIndex
 
@@ -59,3 +60,32 @@ def test_faiss_round_trip_and_corruption(tmp_path: Path) -> None:
     with pytest.raises(IndexNotReady):
         FaissVectorIndex.load(tmp_path, model="m", model_version="1")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_save_never_replaces_an_index_of_a_newer_catalogue_version(tmp_path: Path) -> None:
+    # Two processes' copies of one index: the first caught up to catalogue version 5 and saved.
+    newer = FaissVectorIndex(tmp_path, IndexMeta("m", "1", dim=8, catalogue_version=5))
+    newer.add(np.arange(1, 4), _unit(3, 8))
+    newer.save()
+    older = FaissVectorIndex(tmp_path, IndexMeta("m", "1", dim=8, catalogue_version=3))
+    older.add(np.array([1]), _unit(1, 8))
+    older.save()  # skipped: what is on disk reflects more of the catalogue
+    loaded = FaissVectorIndex.load(tmp_path, model="m", model_version="1")
+    assert sorted(loaded.ids()) == [1, 2, 3] and loaded.meta.catalogue_version == 5
+    # Caught up (same or later version), it saves.
+    older.meta.catalogue_version = 6
+    older.save()
+    loaded = FaissVectorIndex.load(tmp_path, model="m", model_version="1")
+    assert list(loaded.ids()) == [1] and loaded.meta.catalogue_version == 6
+
+
+def test_metadata_saved_before_catalogue_versions_loads(tmp_path: Path) -> None:
+    index = FaissVectorIndex(tmp_path, IndexMeta("m", "1", dim=8))
+    index.save()
+    meta_file = tmp_path / "m__1.json"
+    raw = json.loads(meta_file.read_text())
+    del raw["catalogue_version"]
+    meta_file.write_text(json.dumps(raw))
+    assert FaissVectorIndex.load(tmp_path, model="m", model_version="1").meta.catalogue_version == 0
+    assert saved_catalogue_version(meta_file) == 0
+    assert saved_catalogue_version(tmp_path / "missing.json") == 0
