@@ -205,3 +205,10 @@ def test_a_save_never_replaces_a_descriptor_index_of_a_newer_catalogue_version(
     older.meta.catalogue_version = 5
     older.save()
     assert list(FaissDescriptorIndex.load(tmp_path, features_key=KEY).photo_ids()) == [4]
+
+
+def test_long_lists_are_probed_fewer_times() -> None:
+    # Museum-sized lists keep every probe; lists three times longer are probed half as often.
+    assert faiss_index.nprobe_for(211_661, 1024) == faiss_index.NPROBE
+    assert faiss_index.nprobe_for(1_480_869, 2048) == faiss_index.MIN_NPROBE
+    assert faiss_index.nprobe_for(0, 64) == faiss_index.NPROBE
