@@ -234,7 +234,8 @@ class FaissDescriptorIndex:
             )
         params = None
         if self.layout == "ivf":
-            params = faiss.SearchParametersIVF(nprobe=nprobe_for(self.size, self.lists))
+            params = faiss.SearchParametersIVF()
+            params.nprobe = nprobe_for(self.size, self.lists)
         dist, labels = self._index.search(queries, k, params=params)
         dist[labels < 0] = np.inf
         photos, points = unpack_ids(labels)
