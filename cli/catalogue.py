@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.app import app, err, open_services, out, progress_bar, settings_of
+from cli.audit import cli_actor
 from kernel.enums import ObjectStatus
 from kernel.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from engine.services import Services
+    from ingest.photos import IngestOutcome
 
 
 @app.command("import-catalogue")
@@ -40,6 +45,7 @@ def import_catalogue(
         with progress_bar() as progress:
             task = progress.add_task("Importing photos", total=len(items))
             outcomes = ingest_photos(services, items, on_outcome=lambda _: progress.advance(task))
+        _audit_photos(services, "catalogue_import", csv_file.name, outcomes)
     finally:
         services.close()
     counts = {o: sum(x.outcome is o for x in outcomes) for o in Outcome}
@@ -91,6 +97,7 @@ def add_photo(
     services = open_services(ctx)
     try:
         outcomes = ingest_photos(services, items)
+        _audit_photos(services, "photo_add", object_id, outcomes)
     finally:
         services.close()
     for o in outcomes:
@@ -133,14 +140,39 @@ def set_status(
     change = StatusChange(
         status=parse_status(status), date=_date(date), reference=reference, note=note
     )
+    from storage.catalogue.audit import AuditLog
+
     catalogue = create_catalogue(settings_of(ctx).database_url)
     try:
         obj = catalogue.set_status(object_id, change)
+        AuditLog(catalogue.engine).append(
+            actor=cli_actor(),
+            action="object_status",
+            subject=obj.object_id,
+            details=change.model_dump(mode="json"),
+        )
     finally:
         catalogue.close()
     out.print(
         f"{obj.object_id} is now {obj.status.value}" + (f" (ref {reference})" if reference else "")
     )
+
+
+def _audit_photos(
+    services: Services, action: str, subject: str, outcomes: list[IngestOutcome]
+) -> None:
+    """Chain who added which photos to which objects, as the web service does for uploads."""
+    from ingest.photos import Outcome
+    from storage.catalogue.audit import AuditLog
+
+    added: dict[str, list[int]] = {}
+    for o in outcomes:
+        if o.outcome is Outcome.ADDED and o.photo_id is not None:
+            added.setdefault(o.object_id or "", []).append(o.photo_id)
+    if added:
+        AuditLog(services.catalogue.engine).append(
+            actor=cli_actor(), action=action, subject=subject, details={"photos": added}
+        )
 
 
 def parse_status(value: str) -> ObjectStatus:

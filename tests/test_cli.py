@@ -173,3 +173,28 @@ def test_add_photo_warns_of_a_photo_of_another_object(
         " ".join(result.output.split())
     )
     assert "they may be one object" in result.output
+
+
+def test_catalogue_changes_made_on_the_command_line_are_chained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage.catalogue import create_catalogue
+    from storage.catalogue.audit import AuditLog
+
+    monkeypatch.setenv("ARTMATCH_EMBEDDER__NAME", "fake")
+    home = tmp_path / "home"
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(jpeg_bytes(textured_object(7)))
+    assert _run(home, "add-photo", "OBJ-A", str(photo)).exit_code == 0
+    assert _run(home, "set-status", "OBJ-A", "stolen", "--reference", "P-1").exit_code == 0
+    catalogue = create_catalogue(f"sqlite:///{home / 'catalogue.sqlite3'}")
+    try:
+        log = AuditLog(catalogue.engine)
+        entries, _ = log.entries(offset=0, limit=10)
+        assert log.verify().ok
+    finally:
+        catalogue.close()
+    done = {(e.action, e.subject): e for e in entries}
+    assert set(done) == {("photo_add", "OBJ-A"), ("object_status", "OBJ-A")}
+    assert all(e.actor.startswith("cli:") for e in entries)
+    assert done["object_status", "OBJ-A"].details["reference"] == "P-1"
