@@ -31,6 +31,7 @@ __all__ = [
     "MayListInstitutions",
     "MayManageObjects",
     "MayReadObjects",
+    "MayReadJobs",
     "MayRunJobs",
     "MaySearch",
     "Principal",
@@ -141,5 +142,6 @@ MayManageObjects = Annotated[Principal, Depends(require(Action.MANAGE_OBJECTS))]
 MayListInstitutions = Annotated[Principal, Depends(require(Action.LIST_INSTITUTIONS))]
 MaySearch = Annotated[Principal, Depends(require(Action.SEARCH))]
 MayRunJobs = Annotated[Principal, Depends(require(Action.RUN_JOBS))]
+MayReadJobs = Annotated[Principal, Depends(require(Action.READ_JOBS))]
 MayAudit = Annotated[Principal, Depends(require(Action.AUDIT))]
 MayAdminister = Annotated[Principal, Depends(require(Action.ADMIN))]

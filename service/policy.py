@@ -57,6 +57,8 @@ class Action(StrEnum):
     READ_ALL_SEARCHES = "read_all_searches"
     #: Submit batch listing checks and read their reports.
     RUN_JOBS = "run_jobs"
+    #: Read batch jobs and their reports: one's own, or every account's with `READ_ALL_JOBS`.
+    READ_JOBS = "read_jobs"
     #: Read every account's batch jobs and reports; without it, a caller sees their own.
     READ_ALL_JOBS = "read_all_jobs"
     #: Read the search log and the audit chain, and verify the chain.
@@ -78,6 +80,7 @@ RULES: Mapping[Action, frozenset[Role]] = {
     Action.SEARCH_EVIDENCE: frozenset({Role.INVESTIGATOR, Role.ADMIN, Role.AUDITOR}),
     Action.READ_ALL_SEARCHES: frozenset({Role.ADMIN, Role.AUDITOR}),
     Action.RUN_JOBS: frozenset({Role.ANALYST}),
+    Action.READ_JOBS: frozenset({Role.ANALYST, Role.ADMIN}),
     Action.READ_ALL_JOBS: frozenset({Role.ADMIN}),
     Action.AUDIT: frozenset({Role.AUDITOR}),
     Action.ADMIN: frozenset({Role.ADMIN}),
@@ -153,7 +156,7 @@ def needs_institution(role: Role) -> bool:
 def may_read_job(role: Role, *, account_id: int, owner_id: int | None) -> bool:
     """Whether ``role`` (account ``account_id``) may see a batch job of account ``owner_id``:
     its author, or a role that reads every job."""
-    return (may(role, Action.RUN_JOBS) and account_id == owner_id) or may(
+    return (may(role, Action.READ_JOBS) and account_id == owner_id) or may(
         role, Action.READ_ALL_JOBS
     )
 

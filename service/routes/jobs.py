@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from service.deps import MayRunJobs, RuntimeDep
+from service.deps import MayReadJobs, MayRunJobs, RuntimeDep
 from service.operations import jobs as ops
 from service.schemas import JobPublic
 from service.uploads import read_upload
@@ -67,13 +67,19 @@ async def create_job(
     )
 
 
-@router.get("", response_model=list[JobPublic], summary="Your recent jobs (role: analyst)")
-def list_jobs(user: MayRunJobs, runtime: RuntimeDep) -> list[JobPublic]:
+@router.get(
+    "",
+    response_model=list[JobPublic],
+    summary="Recent jobs: an analyst's own, every one for the admin (role: analyst, admin)",
+)
+def list_jobs(user: MayReadJobs, runtime: RuntimeDep) -> list[JobPublic]:
     return ops.list_jobs(runtime, user)
 
 
-@router.get("/{job_id}", response_model=JobPublic, summary="Progress of a job (role: analyst)")
-def get_job(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> JobPublic:
+@router.get(
+    "/{job_id}", response_model=JobPublic, summary="Progress of a job (role: its analyst, admin)"
+)
+def get_job(job_id: str, user: MayReadJobs, runtime: RuntimeDep) -> JobPublic:
     return ops.get_job(runtime, user, job_id)
 
 
@@ -81,9 +87,9 @@ def get_job(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> JobPublic:
     "/{job_id}/report.csv",
     response_class=FileResponse,
     responses={200: {"content": {"text/csv": {}}}},
-    summary="Hit report, CSV (role: analyst)",
+    summary="Hit report, CSV (role: its analyst, admin)",
 )
-def report_csv(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> FileResponse:
+def report_csv(job_id: str, user: MayReadJobs, runtime: RuntimeDep) -> FileResponse:
     path = ops.report_path(runtime, user, job_id, "csv")
     return FileResponse(path, media_type="text/csv", filename=f"hits-{job_id}.csv")
 
@@ -92,8 +98,8 @@ def report_csv(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> FileRespon
     "/{job_id}/report.json",
     response_class=FileResponse,
     responses={200: {"content": {"application/json": {}}}},
-    summary="Hit report with errors and settings, JSON (role: analyst)",
+    summary="Hit report with errors and settings, JSON (role: its analyst, admin)",
 )
-def report_json(job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> FileResponse:
+def report_json(job_id: str, user: MayReadJobs, runtime: RuntimeDep) -> FileResponse:
     path = ops.report_path(runtime, user, job_id, "json")
     return FileResponse(path, media_type="application/json", filename=f"hits-{job_id}.json")

@@ -47,6 +47,9 @@ def test_an_analyst_sees_only_their_own_jobs(api: Api) -> None:
     for url in (f"/api/v1/jobs/{job['id']}", job["report_csv_url"], job["report_json_url"]):
         _error(api.client.get(url, headers=other), 404, "not_found")
     assert api.client.get(f"/jobs/{job['id']}", headers=other).status_code == 404
+    # The admin oversees every job, read-only (submitting stays the analysts').
+    assert [j["id"] for j in api.as_("admin", "GET", "/api/v1/jobs").json()] == [job["id"]]
+    assert api.as_("admin", "GET", job["report_csv_url"]).status_code == 200
 
 
 def test_odd_manifests_and_photo_sets_are_a_4xx(api: Api, tmp_path: Path) -> None:

@@ -49,10 +49,10 @@ MATRIX = [
     ("GET", "/api/v1/audit", "/api/v1/audit", {AUD}),
     ("GET", "/api/v1/audit/verify", "/api/v1/audit/verify", {AUD}),
     ("POST", "/api/v1/jobs", "/api/v1/jobs", {AN}),
-    ("GET", "/api/v1/jobs", "/api/v1/jobs", {AN}),
-    ("GET", "/api/v1/jobs/{job_id}", "/api/v1/jobs/nope", {AN}),
-    ("GET", "/api/v1/jobs/{job_id}/report.csv", "/api/v1/jobs/nope/report.csv", {AN}),
-    ("GET", "/api/v1/jobs/{job_id}/report.json", "/api/v1/jobs/nope/report.json", {AN}),
+    ("GET", "/api/v1/jobs", "/api/v1/jobs", {AN, ADM}),
+    ("GET", "/api/v1/jobs/{job_id}", "/api/v1/jobs/nope", {AN, ADM}),
+    ("GET", "/api/v1/jobs/{job_id}/report.csv", "/api/v1/jobs/nope/report.csv", {AN, ADM}),
+    ("GET", "/api/v1/jobs/{job_id}/report.json", "/api/v1/jobs/nope/report.json", {AN, ADM}),
 ]
 PUBLIC = {("GET", "/api/v1/health"), ("GET", "/api/v1/ready")}
 
