@@ -198,3 +198,19 @@ def test_catalogue_changes_made_on_the_command_line_are_chained(
     assert set(done) == {("photo_add", "OBJ-A"), ("object_status", "OBJ-A")}
     assert all(e.actor.startswith("cli:") for e in entries)
     assert done["object_status", "OBJ-A"].details["reference"] == "P-1"
+
+
+@pytest.mark.slow
+def test_a_search_in_a_fresh_process_is_logged_and_chained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process of its own: the search log's tables must load without the web service's.
+    monkeypatch.setenv("ARTMATCH_EMBEDDER__NAME", "fake")
+    home = tmp_path / "home"
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(jpeg_bytes(textured_object(7)))
+    assert _run(home, "add-photo", "OBJ-A", str(photo)).exit_code == 0
+    searched = _artmatch(home, "search", str(photo))
+    assert searched.returncode == 0, searched.stderr
+    verified = _artmatch(home, "audit", "verify")
+    assert verified.returncode == 0 and "chain intact: 2 entries" in verified.stdout

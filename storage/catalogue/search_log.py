@@ -16,6 +16,9 @@ from typing import Any
 from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+# The accounts table must be on the metadata before a row with its foreign key is flushed,
+# also in a process (the command line) that never imported the accounts module.
+import storage.catalogue.accounts  # noqa: F401
 from kernel.errors import NotFound
 from storage.catalogue.audit import AuditEntry, append_entry, canonical_json, lock_chain
 from storage.catalogue.orm import Base, utcnow
