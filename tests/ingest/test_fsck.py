@@ -180,8 +180,12 @@ def test_a_stale_descriptor_index_is_reported_on_its_own_and_rebuilt(
 
     report = check()
     assert not report.not_in_index and not report.not_in_catalogue
-    assert report.not_in_descriptors == [added] and not report.consistent
-    assert "1 photo(s) missing from the saved descriptor index" in "\n".join(report.lines())
+    # Reported, not failed: a running service saves it only when it stops, and the next
+    # process to open it catches it up.
+    assert report.not_in_descriptors == [added] and report.consistent
+    lines = "\n".join(report.lines())
+    assert "1 photo(s) missing from the saved descriptor index" in lines
+    assert "behind the catalogue: caught up" in lines
     actions = repair_store(other, report)
     assert any("rebuilt the descriptor index" in a for a in actions)
     assert check().consistent
