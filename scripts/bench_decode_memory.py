@@ -134,35 +134,15 @@ def main() -> None:
     files = _bombs()
     for name, data in files.items():
         print(f"{name}: {len(data) / 1024:,.0f} KB for {SIZE[0]}x{SIZE[1]} pixels")
-    # Let the allocator give back what making the files took, then measure idle.
-    time.sleep(0.5)
-    idle = _rss_mib()
-    peak = idle
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _rss_mib())
-            time.sleep(0.005)
-
     results: dict[str, str] = {}
 
     def decode(name: str) -> None:
         image = decode_image(files[name], source=name, max_pixels=settings.max_image_pixels)
         results[name] = f"{image.original_size} -> {image.size}"
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    started = time.perf_counter()
-    threads = [threading.Thread(target=decode, args=(name,)) for name in files]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - started
-    done.set()
-    sampler.join()
+    # The sleep in `_peak_while` lets the allocator give back what making the files took.
+    work = [threading.Thread(target=decode, args=(name,)) for name in files]
+    idle, peak, seconds = _peak_while(work)
     for name, shape in sorted(results.items()):
         print(f"{name}: {shape}")
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
