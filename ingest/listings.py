@@ -324,10 +324,13 @@ def _record_error(
     *,
     run: ListingRun,
     model_version: str,
+    sha: str | None = None,
 ) -> None:
+    """Store a failed check; ``sha``: the photo's hash when it was read (so the report of
+    this run finds the error under the listing's key), None when it could not be."""
     run.errors.append(f"listing {listing.listing_id}: {message}")
     services.catalogue.record_listing_check(
-        _record(listing, source, model_version) | {"error": message}
+        _record(listing, source, model_version) | {"error": message, "image_sha256": sha}
     )
 
 
@@ -347,13 +350,17 @@ def _check_one(
         )
         result = search(services, image, top_k=5, statuses=list(LOST_STATUSES))
     except ArtmatchError as exc:
-        _record_error(services, listing, source, str(exc), run=run, model_version=model_version)
+        _record_error(
+            services, listing, source, str(exc), run=run, model_version=model_version, sha=sha
+        )
         return
     except Exception:
         # One odd photo must not sink the listings after it; the log keeps the details.
         log.exception("listing %s could not be searched", listing.listing_id)
         message = f"{listing.image!r} could not be searched (an internal error; see the log)"
-        _record_error(services, listing, source, message, run=run, model_version=model_version)
+        _record_error(
+            services, listing, source, message, run=run, model_version=model_version, sha=sha
+        )
         return
     matches = [
         {

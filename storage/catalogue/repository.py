@@ -409,7 +409,7 @@ class Catalogue(Repository):
         self, keys: Iterable[tuple[str, str, str | None]]
     ) -> dict[tuple[str, str, str | None], dict[str, object]]:
         """The newest check stored under each (source, listing_id, sha256) key; a key with
-        no sha256 finds the listing's failed check."""
+        no sha256 finds the listing's check that failed before its photo was read."""
         wanted = set(keys)
         by_id = sorted({listing_id for _, listing_id, _ in wanted})
         out: dict[tuple[str, str, str | None], dict[str, object]] = {}
@@ -421,7 +421,9 @@ class Catalogue(Repository):
                     .order_by(ListingCheck.id)
                 ).all()
                 for r in rows:
-                    key = (r.source, r.listing_id, None if r.error else r.image_sha256)
+                    # A failed check is stored under its photo's hash when the photo was
+                    # read (it would not decode, say), else under None.
+                    key = (r.source, r.listing_id, r.image_sha256)
                     if key in wanted:
                         out[key] = {
                             c.name: getattr(r, c.key)
