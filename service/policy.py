@@ -29,6 +29,8 @@ __all__ = [
     "allowed_roles",
     "home_of",
     "institution_scope",
+    "case_access",
+    "may_share_case",
     "may",
     "may_on",
     "may_read_job",
@@ -65,6 +67,16 @@ class Action(StrEnum):
     AUDIT = "audit"
     #: Manage accounts and institutions.
     ADMIN = "admin"
+    #: Use cases at all: list and open those one may see (`case_access` says which).
+    CASES = "cases"
+    #: Open a new case (its author may then share it).
+    OPEN_CASE = "open_case"
+    #: Be given a share of a case: read it, and with a read-write share work on it.
+    SHARE_CASES = "share_cases"
+    #: Read every case, not only one's own and those shared with one.
+    READ_ALL_CASES = "read_all_cases"
+    #: Change every case (notes, shares, decisions), e.g. when its author has left.
+    WRITE_ALL_CASES = "write_all_cases"
 
 
 #: Action -> the roles that may take it.
@@ -84,6 +96,13 @@ RULES: Mapping[Action, frozenset[Role]] = {
     Action.READ_ALL_JOBS: frozenset({Role.ADMIN}),
     Action.AUDIT: frozenset({Role.AUDITOR}),
     Action.ADMIN: frozenset({Role.ADMIN}),
+    Action.CASES: frozenset({Role.INVESTIGATOR, Role.ANALYST, Role.ADMIN, Role.AUDITOR}),
+    Action.OPEN_CASE: frozenset({Role.INVESTIGATOR}),
+    # Analysts attach their batch checks to an investigator's case.
+    Action.SHARE_CASES: frozenset({Role.INVESTIGATOR, Role.ANALYST}),
+    # A case names suspects and seized items: overseers read it, only admins may step in.
+    Action.READ_ALL_CASES: frozenset({Role.ADMIN, Role.AUDITOR}),
+    Action.WRITE_ALL_CASES: frozenset({Role.ADMIN}),
 }
 
 #: Roles that read and manage objects of their own institution only, and need one.
@@ -112,6 +131,7 @@ NAVIGATION: tuple[NavLink, ...] = (
     NavLink("/upload", "Upload", Action.MANAGE_OBJECTS),
     NavLink("/search", "Search", Action.SEARCH),
     NavLink("/jobs", "Batch checks", Action.RUN_JOBS),
+    NavLink("/cases", "Cases", Action.CASES),
     NavLink("/audit", "Search log", Action.AUDIT),
     NavLink("/admin", "Admin", Action.ADMIN),
 )
@@ -159,6 +179,31 @@ def may_read_job(role: Role, *, account_id: int, owner_id: int | None) -> bool:
     return (may(role, Action.READ_JOBS) and account_id == owner_id) or may(
         role, Action.READ_ALL_JOBS
     )
+
+
+def case_access(
+    role: Role, *, account_id: int, owner_id: int | None, shared: str | None
+) -> str | None:
+    """What account ``account_id`` of ``role`` may do with a case of ``owner_id`` that is
+    shared with it as ``shared`` ("read", "write" or None): "write", "read", or None (the
+    case is not to be confirmed to exist)."""
+    if not may(role, Action.CASES):
+        return None
+    if may(role, Action.WRITE_ALL_CASES):
+        return "write"
+    if may(role, Action.OPEN_CASE) and owner_id is not None and owner_id == account_id:
+        return "write"
+    if may(role, Action.SHARE_CASES) and shared in ("read", "write"):
+        return shared
+    return "read" if may(role, Action.READ_ALL_CASES) else None
+
+
+def may_share_case(role: Role, *, account_id: int, owner_id: int | None) -> bool:
+    """Whether ``role`` (account ``account_id``) may share a case of ``owner_id`` or take a
+    share back: its author, or a role that changes every case; not those it is shared with."""
+    if may(role, Action.WRITE_ALL_CASES):
+        return True
+    return may(role, Action.OPEN_CASE) and owner_id is not None and owner_id == account_id
 
 
 def home_of(role: Role) -> str:

@@ -214,6 +214,8 @@ class SearchHitOut(SearchHit):
 class SearchResponse(SearchResult):
     search_id: int
     case_reference: str | None
+    #: The case the search was attached to, if any.
+    case_id: int | None = None
     hits: list[SearchHitOut]  # type: ignore[assignment]
 
 

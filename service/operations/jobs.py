@@ -17,6 +17,7 @@ from kernel.errors import InvalidInput, NotFound
 from service import policy
 from service.deps import Principal
 from service.jobs import listing_source
+from service.operations.cases import cases_of, writable_case
 from service.operations.links import job_report_url
 from service.runtime import Runtime
 from service.schemas import JobPublic
@@ -167,8 +168,13 @@ def submit_job(
     upload: tuple[str, bytes] | None,
     images: Sequence[tuple[str, bytes]],
     recheck: bool,
+    case_id: int | None = None,
 ) -> JobPublic:
+    """Queue a check; with ``case_id`` it is attached to that case, which the caller must be
+    allowed to change (checked before anything is kept)."""
     rt.require_services()
+    if case_id is not None:
+        writable_case(rt, principal, case_id)
     job_id = uuid.uuid4().hex
     if upload is not None:
         path = save_uploaded_manifest(rt, job_id, upload, images)
@@ -180,6 +186,9 @@ def submit_job(
     job = rt.jobs.create_job(
         job_id=job_id, account=principal.account, manifest=str(path), recheck=recheck, total=total
     )
+    if case_id is not None:
+        # Attached before the runner starts, so the case shows the check from its first poll.
+        cases_of(rt).attach_job(case_id, job_id=job_id, actor=principal.account.username)
     if rt.job_runner is not None:
         source = listing_source(
             manifest=path, username=principal.account.username, uploads_dir=rt.manifests_dir

@@ -21,6 +21,7 @@ from kernel.errors import NotFound
 from models.images import decode_image, make_thumbnail
 from service import policy
 from service.deps import Principal
+from service.operations.cases import cases_of, writable_case
 from service.operations.links import (
     evidence_url,
     object_url,
@@ -59,10 +60,17 @@ async def run_search(
     institutions: Sequence[str] | None,
     top_k: int,
     via: str = "api",
+    case_id: int | None = None,
 ) -> SearchResponse:
-    """Run and log a search; ``via`` names the path in the log (api, page)."""
+    """Run and log a search; ``via`` names the path in the log (api, page). With ``case_id``
+    the search is attached to that case, which the caller must be allowed to change."""
 
     def work() -> SearchResponse:
+        nonlocal case_reference
+        if case_id is not None:
+            # Checked before searching: a refused case must not leave an orphan search.
+            case = writable_case(rt, principal, case_id)
+            case_reference = case_reference or case.reference
         image = decode_image(data, source=filename, max_pixels=rt.settings.max_image_pixels)
         result = matching.search(
             services, image, top_k=top_k, statuses=statuses, institutions=institutions
@@ -83,6 +91,10 @@ async def run_search(
             top_object_id=top.object_id if top else None,
             top_similarity=top.similarity if top else None,
         )
+        if case_id is not None:
+            cases_of(rt).attach_search(
+                case_id, search_id=search_id, actor=principal.account.username
+            )
         hits = [
             SearchHitOut(
                 **h.model_dump(),
@@ -98,6 +110,7 @@ async def run_search(
             hits=hits,
             search_id=search_id,
             case_reference=case_reference,
+            case_id=case_id,
         )
 
     return await run_in_threadpool(work)

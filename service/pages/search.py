@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse
 
 from kernel.enums import LOST_STATUSES, ObjectStatus
 from kernel.errors import ArtmatchError
-from service.deps import MaySearch, RuntimeDep, ServicesDep
+from service.deps import MaySearch, Principal, RuntimeDep, ServicesDep
 from service.errors import status_of
-from service.operations import catalogue, searches
+from service.operations import cases, catalogue, searches
 from service.pages.rendering import render
 from service.uploads import read_upload
 
@@ -46,16 +46,23 @@ _SHOWN_FIELDS = {
 }
 
 
-def _filters_ctx(runtime: RuntimeDep) -> dict[str, Any]:
+def _filters_ctx(runtime: RuntimeDep, user: Principal) -> dict[str, Any]:
     return {
         "statuses": list(ObjectStatus),
         "institutions": catalogue.institution_names(runtime),
+        # The cases a search may be attached to.
+        "cases": cases.writable_cases(runtime, user),
     }
 
 
 @router.get("/search", response_class=HTMLResponse, summary="Search page (role: investigator)")
-def search_page(request: Request, user: MaySearch, runtime: RuntimeDep) -> HTMLResponse:
-    return render(request, "search.html", user, **_filters_ctx(runtime))
+def search_page(
+    request: Request,
+    user: MaySearch,
+    runtime: RuntimeDep,
+    case_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> HTMLResponse:
+    return render(request, "search.html", user, case_id=case_id, **_filters_ctx(runtime, user))
 
 
 @router.post("/search", response_class=HTMLResponse, summary="Search results (role: investigator)")
@@ -68,8 +75,13 @@ async def search_results(
     case_reference: Annotated[str | None, Form(max_length=500)] = None,
     scope: Annotated[str, Form(max_length=20)] = "lost",
     institution: Annotated[str | None, Form(max_length=200)] = None,
+    case_id: Annotated[int | None, Form(ge=1, le=2**63 - 1)] = None,
 ) -> HTMLResponse:
-    ctx = _filters_ctx(runtime) | {"case_reference": case_reference or "", "scope": scope}
+    ctx = _filters_ctx(runtime, user) | {
+        "case_reference": case_reference or "",
+        "scope": scope,
+        "case_id": case_id,
+    }
     try:
         data = await read_upload(file, limit=runtime.settings.max_upload_bytes)
         result = await searches.run_search(
@@ -83,6 +95,7 @@ async def search_results(
             institutions=[institution] if institution else None,
             top_k=12,
             via="page",
+            case_id=case_id,
         )
         preview = await searches.query_preview(runtime, data)
     except ArtmatchError as exc:

@@ -44,6 +44,9 @@ async def create_job(
         str | None, Form(max_length=2000, description="Or: a manifest already on the server")
     ] = None,
     recheck: Annotated[bool, Form()] = False,
+    case_id: Annotated[
+        int | None, Form(ge=1, le=2**63 - 1, description="Attach the check to this case")
+    ] = None,
 ) -> JobPublic:
     limit = runtime.settings.max_upload_bytes
     upload = None
@@ -63,6 +66,7 @@ async def create_job(
             upload=upload,
             images=files,
             recheck=recheck,
+            case_id=case_id,
         )
     )
 

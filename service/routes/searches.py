@@ -42,6 +42,9 @@ async def create_search(
     status: Annotated[list[ObjectStatus] | None, Form()] = None,
     institution: Annotated[list[str] | None, Form()] = None,
     top_k: Annotated[int, Form(ge=1, le=100)] = 10,
+    case_id: Annotated[
+        int | None, Form(ge=1, le=2**63 - 1, description="Attach the search to this case")
+    ] = None,
 ) -> SearchResponse:
     data = await read_upload(file, limit=runtime.settings.max_upload_bytes)
     return await ops.run_search(
@@ -54,6 +57,7 @@ async def create_search(
         statuses=status or None,
         institutions=[i for i in institution or [] if i] or None,
         top_k=top_k,
+        case_id=case_id,
     )
 
 

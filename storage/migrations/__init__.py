@@ -17,6 +17,7 @@ def target_metadata() -> MetaData:
     # The catalogue's tables, then the web service's: accounts and tokens, search log, jobs.
     import storage.catalogue.accounts
     import storage.catalogue.audit
+    import storage.catalogue.cases
     import storage.catalogue.index_state
     import storage.catalogue.jobs
     import storage.catalogue.orm

@@ -16,10 +16,10 @@ from service.policy import Action
 #: The menu each role saw before the policy held it (the links base.html used to pick).
 MENUS = {
     Role.REGISTRAR: ["/objects", "/upload"],
-    Role.INVESTIGATOR: ["/objects", "/search"],
-    Role.ANALYST: ["/objects", "/jobs"],
-    Role.ADMIN: ["/admin"],
-    Role.AUDITOR: ["/audit"],
+    Role.INVESTIGATOR: ["/objects", "/search", "/cases"],
+    Role.ANALYST: ["/objects", "/jobs", "/cases"],
+    Role.ADMIN: ["/cases", "/admin"],
+    Role.AUDITOR: ["/cases", "/audit"],
 }
 
 

@@ -11,6 +11,8 @@ from tests.utils.images import jpeg_bytes, textured_object
 REG, INV, AN, ADM, AUD = "reg_a", "inv", "analyst", "admin", "auditor"
 EVERYONE = {REG, INV, AN, ADM, AUD}
 READERS = {REG, INV, AN}
+#: Those who use cases (which cases each sees is `service.policy.case_access`'s to say).
+CASES = {INV, AN, ADM, AUD}
 
 #: (method, path template, concrete path, roles allowed)
 MATRIX = [
@@ -53,6 +55,33 @@ MATRIX = [
     ("GET", "/api/v1/jobs/{job_id}", "/api/v1/jobs/nope", {AN, ADM}),
     ("GET", "/api/v1/jobs/{job_id}/report.csv", "/api/v1/jobs/nope/report.csv", {AN, ADM}),
     ("GET", "/api/v1/jobs/{job_id}/report.json", "/api/v1/jobs/nope/report.json", {AN, ADM}),
+    ("GET", "/api/v1/cases", "/api/v1/cases", CASES),
+    ("POST", "/api/v1/cases", "/api/v1/cases", {INV}),
+    ("GET", "/api/v1/cases/{case_id}", "/api/v1/cases/999", CASES),
+    ("PATCH", "/api/v1/cases/{case_id}", "/api/v1/cases/999", CASES),
+    ("GET", "/api/v1/cases/{case_id}/shares", "/api/v1/cases/999/shares", CASES),
+    ("POST", "/api/v1/cases/{case_id}/shares", "/api/v1/cases/999/shares", CASES),
+    (
+        "DELETE",
+        "/api/v1/cases/{case_id}/shares/{username}",
+        "/api/v1/cases/999/shares/inv",
+        CASES,
+    ),
+    ("POST", "/api/v1/cases/{case_id}/searches", "/api/v1/cases/999/searches", CASES),
+    ("GET", "/api/v1/cases/{case_id}/decisions", "/api/v1/cases/999/decisions", CASES),
+    ("POST", "/api/v1/cases/{case_id}/decisions", "/api/v1/cases/999/decisions", CASES),
+    (
+        "GET",
+        "/api/v1/cases/{case_id}/searches/{search_id}/query.jpg",
+        "/api/v1/cases/999/searches/1/query.jpg",
+        CASES,
+    ),
+    (
+        "GET",
+        "/api/v1/cases/{case_id}/searches/{search_id}/evidence/{photo_id}.png",
+        "/api/v1/cases/999/searches/1/evidence/1.png",
+        CASES,
+    ),
 ]
 PUBLIC = {("GET", "/api/v1/health"), ("GET", "/api/v1/ready")}
 
