@@ -24,7 +24,16 @@ from service.pages import auth as auth_pages
 from service.pages import catalogue as catalogue_pages
 from service.pages import jobs as job_pages
 from service.pages import search as search_pages
-from service.routes import accounts, health, institutions, jobs, objects, photos, searches
+from service.routes import (
+    accounts,
+    health,
+    institutions,
+    jobs,
+    objects,
+    photos,
+    reports,
+    searches,
+)
 from service.runtime import open_runtime
 from service.security import prepare_password_checks
 from service.uploads import BodyLimitMiddleware
@@ -93,7 +102,7 @@ def create_app(
     install_error_handlers(app)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for api in (health, accounts, institutions, objects, photos, searches, jobs):
+    for api in (health, accounts, institutions, objects, photos, searches, reports, jobs):
         document_errors(api.router)
         app.include_router(api.router)
     for pages in (auth_pages, catalogue_pages, search_pages, job_pages, admin_pages):
