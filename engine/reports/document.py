@@ -15,7 +15,7 @@ import hashlib
 import html
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -152,32 +152,34 @@ def _verify_html(text: str, public: Ed25519PublicKey) -> Verdict:
     except (ValueError, KeyError, TypeError):
         return Verdict(False, "the signed content is damaged (not the JSON a report carries)")
     searches = facts.get("searches", []) if isinstance(facts, dict) else []
-    known = {
-        "kind": facts.get("kind") if isinstance(facts, dict) else None,
-        "content_sha256": claimed,
-        "key_fingerprint": signer,
-        "search_ids": tuple(s.get("search_id") for s in searches),
-        "query_sha256": tuple(s.get("query_sha256") for s in searches),
-    }
+    known = Verdict(
+        False,
+        "",
+        kind=facts.get("kind") if isinstance(facts, dict) else None,
+        content_sha256=claimed,
+        key_fingerprint=signer,
+        search_ids=tuple(s.get("search_id") for s in searches),
+        query_sha256=tuple(s.get("query_sha256") for s in searches),
+    )
     payload = canonical_json({"facts": facts, "body_sha256": body_claimed}).encode()
     if hashlib.sha256(payload).hexdigest() != claimed:
-        return Verdict(False, "the report's facts were changed after signing", **known)
+        return replace(known, reason="the report's facts were changed after signing")
     ours = fingerprint(public)
     if not signature_valid(public, payload, signature):
         if signer and signer != ours:
-            return Verdict(
-                False,
-                f"signed with a different key ({signer}), not this service's ({ours})",
-                **known,
+            return replace(
+                known, reason=f"signed with a different key ({signer}), not this service's ({ours})"
             )
-        return Verdict(False, "the signature does not match the report's content", **known)
+        return replace(known, reason="the signature does not match the report's content")
     start, end = text.find(_BODY_START), text.find(_BODY_END)
     if start < 0 or end < start:
-        return Verdict(False, "the visible report is missing", **known)
+        return replace(known, reason="the visible report is missing")
     body = text[start + len(_BODY_START) : end]
     if hashlib.sha256(body.encode()).hexdigest() != body_claimed:
-        return Verdict(False, "the visible report was changed after signing", **known)
-    return Verdict(True, f"valid: signed by this service's key ({ours}), content intact", **known)
+        return replace(known, reason="the visible report was changed after signing")
+    return replace(
+        known, valid=True, reason=f"valid: signed by this service's key ({ours}), content intact"
+    )
 
 
 def _verify_pdf(data: bytes, public: Ed25519PublicKey) -> Verdict:
@@ -208,11 +210,11 @@ def _verify_pdf(data: bytes, public: Ed25519PublicKey) -> Verdict:
                 (i for i, (a, b) in enumerate(zip(pages, shown, strict=False)) if a != b),
                 min(len(pages), len(shown)),
             )
-            known = {k: v for k, v in verdict.__dict__.items() if k not in ("valid", "reason")}
-            return Verdict(
-                False,
-                f"the PDF's pages differ from its signed content near {pages[at : at + 30]!r}",
-                **known,
+            return replace(
+                verdict,
+                valid=False,
+                reason="the PDF's pages differ from its signed content "
+                f"near {pages[at : at + 30]!r}",
             )
         return verdict
     finally:

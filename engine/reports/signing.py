@@ -46,12 +46,12 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
                 f.write(pem)
             return key
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (OSError, ValueError) as exc:
         raise StorageError(f"cannot read the report-signing key {path}: {exc}") from exc
-    if not isinstance(key, Ed25519PrivateKey):
+    if not isinstance(loaded, Ed25519PrivateKey):
         raise StorageError(f"the report-signing key {path} is not an Ed25519 key")
-    return key
+    return loaded
 
 
 def _raw(public: Ed25519PublicKey) -> bytes:
