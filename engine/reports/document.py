@@ -33,6 +33,7 @@ __all__ = [
     "ATTACHMENT_NAME",
     "SignedReport",
     "Verdict",
+    "load_weasyprint",
     "render_html",
     "render_pdf",
     "verify_document",
@@ -112,10 +113,23 @@ def render_html(content: ReportContent, key: Ed25519PrivateKey) -> SignedReport:
     )
 
 
+def load_weasyprint():  # type: ignore[no-untyped-def]
+    """WeasyPrint, imported on first use (it loads pango), without its side effect: on
+    import it sets Pillow's global ``LOAD_TRUNCATED_IMAGES``, which would make every later
+    decode in this process accept truncated photos (`models.images` refuses them)."""
+    from PIL import ImageFile
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    try:
+        import weasyprint
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = before
+    return weasyprint
+
+
 def render_pdf(signed_html: str) -> bytes:
     """The same report as PDF, with the signed HTML attached for checking."""
-    import weasyprint  # loads pango; only when a PDF is asked for
-
+    weasyprint = load_weasyprint()
     return weasyprint.HTML(string=signed_html).write_pdf(
         attachments=[
             weasyprint.Attachment(

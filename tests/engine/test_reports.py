@@ -24,6 +24,7 @@ from engine.reports import (
     search_record,
     verify_document,
 )
+from engine.reports.document import load_weasyprint
 from engine.search import search
 from engine.services import Services
 from ingest.catalogue_csv import iter_items, read_catalogue_csv
@@ -130,8 +131,7 @@ def test_pdf_carries_the_signed_report(catalogue: Services, tmp_path: Path) -> N
     assert pixels.std(axis=2).max() > 40
 
     # a PDF re-made from edited text, the original signed HTML attached, is caught
-    import weasyprint
-
+    weasyprint = load_weasyprint()
     edited = html.replace("Object 1", "Object 9")
     forged = weasyprint.HTML(string=edited).write_pdf(
         attachments=[weasyprint.Attachment(string=html, name="artmatch-report.html")]
@@ -172,3 +172,11 @@ def test_the_key_is_made_once_and_private(tmp_path: Path) -> None:
     path.write_text("not a key")
     with pytest.raises(Exception, match="cannot read the report-signing key"):
         load_signing_key(path)
+
+
+def test_pdf_rendering_leaves_truncated_photos_refused(catalogue: Services, tmp_path: Path) -> None:
+    from PIL import ImageFile
+
+    render_pdf(_html(catalogue, 1, load_signing_key(tmp_path / "key.pem")))
+    # WeasyPrint sets this on import; decoding must keep refusing truncated photos
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
