@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "fsck",
     "db",
     "audit",
+    "reports",
     "evaluate",
     "service",
 )

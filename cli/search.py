@@ -46,6 +46,7 @@ def search(
 ) -> None:
     """Search the catalogue with a photo; best matches first. The search is logged (and
     chained in the audit log) as the operating-system user."""
+    from engine.reports import search_record
     from engine.search import search as run_search
     from models.images import decode_image
     from storage.catalogue.search_log import SearchLog
@@ -75,6 +76,8 @@ def search(
             top_object_id=best.object_id if best else None,
             top_similarity=best.similarity if best else None,
             via="cli",
+            # Kept for `artmatch report make`: what came back and what was searched.
+            record=search_record(services, result),
         )
         written = _write_evidence(services, image, result, evidence) if evidence else []
     finally:

@@ -148,10 +148,17 @@ class Settings(BaseSettings):
     #: Days a photo searched with is kept after its latest search (for the evidence pictures);
     #: `artmatch prune-queries` deletes older ones. 0 keeps them all.
     query_retention_days: int = Field(default=365, ge=0)
+    #: The Ed25519 private key (PEM) that signs match reports and due-diligence receipts;
+    #: default: <home>/report-signing-key.pem, made on first use (mode 0600).
+    report_key_path: Path | None = None
 
     @property
     def blob_path(self) -> Path:
         return self.storage.path or self.home / "blobs"
+
+    @property
+    def report_key_file(self) -> Path:
+        return self.report_key_path or self.home / "report-signing-key.pem"
 
     @property
     def index_path(self) -> Path:

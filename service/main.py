@@ -33,6 +33,7 @@ from service.routes import (
     jobs,
     objects,
     photos,
+    reports,
     searches,
 )
 from service.runtime import open_runtime
@@ -103,7 +104,7 @@ def create_app(
     install_error_handlers(app)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for api in (health, accounts, institutions, objects, photos, searches, jobs, cases):
+    for api in (health, accounts, institutions, objects, photos, searches, reports, jobs, cases):
         document_errors(api.router)
         app.include_router(api.router)
     for pages in (auth_pages, catalogue_pages, search_pages, job_pages, admin_pages, case_pages):

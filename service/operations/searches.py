@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from engine import search as matching
 from engine.evidence import photo_evidence_png, query_blob_key
+from engine.reports import search_record
 from engine.services import Services
 from kernel.enums import ObjectStatus
 from kernel.errors import NotFound
@@ -90,6 +91,8 @@ async def run_search(
             matches=len(result.matches),
             top_object_id=top.object_id if top else None,
             top_similarity=top.similarity if top else None,
+            # What came back and what was searched, for a report or receipt made later.
+            record=search_record(services, result),
         )
         if case_id is not None:
             cases_of(rt).attach_search(

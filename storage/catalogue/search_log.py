@@ -4,16 +4,32 @@ the migrations own it). Kept for accountability: a police search must be traceab
 Each row is written in the same transaction as its entry in the audit chain
 (`storage.catalogue.audit`), whose details repeat the row; `search_log_mismatches` tells which
 rows no longer agree with their entry, so editing or deleting a row is caught.
+
+A search made through the service also keeps what came back and what was searched (tables
+``search_hits`` and ``search_coverage``, written in the same transaction), so a match report
+or a due-diligence receipt can be made later from the facts as they were at that moment;
+the chain entry carries their digest (``record_sha256``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, func, select
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    func,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 # The accounts table must be on the metadata before a row with its foreign key is flushed,
@@ -25,7 +41,18 @@ from storage.catalogue.orm import Base, utcnow
 from storage.catalogue.records import created
 from storage.catalogue.sessions import Repository
 
-__all__ = ["SEARCH_ACTION", "SearchLog", "SearchLogRecord", "SearchLogRow", "search_log_mismatches"]
+__all__ = [
+    "SEARCH_ACTION",
+    "SearchCoverage",
+    "SearchCoverageRow",
+    "SearchHitRow",
+    "SearchLog",
+    "SearchLogRecord",
+    "SearchLogRow",
+    "SearchRecord",
+    "StoredHit",
+    "search_log_mismatches",
+]
 
 #: The action of a search's entry in the audit chain.
 SEARCH_ACTION = "search"
@@ -47,6 +74,98 @@ class SearchLogRow(Base):
     matches: Mapped[int] = mapped_column(Integer, default=0)
     top_object_id: Mapped[str | None] = mapped_column(String(200))
     top_similarity: Mapped[float | None] = mapped_column(Float)
+
+
+class SearchHitRow(Base):
+    """One hit of a logged search, as the search decided it."""
+
+    __tablename__ = "search_hits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    search_id: Mapped[int] = mapped_column(
+        ForeignKey("search_log.id", ondelete="CASCADE"), index=True
+    )
+    rank: Mapped[int] = mapped_column(Integer)
+    object_id: Mapped[str] = mapped_column(String(200))
+    institution: Mapped[str] = mapped_column(String(200))
+    #: No foreign key: the photo may be deleted later, the record of the search stays.
+    photo_id: Mapped[int] = mapped_column(Integer)
+    similarity: Mapped[float] = mapped_column(Float)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    decision: Mapped[str] = mapped_column(String(20))
+    inliers: Mapped[int | None] = mapped_column(Integer)
+    #: The matched region of the query photo, "x0,y0,x1,y1" in its pixels.
+    region: Mapped[str | None] = mapped_column(String(100))
+    threshold: Mapped[float] = mapped_column(Float)
+    threshold_on: Mapped[str] = mapped_column(String(20))
+
+
+class SearchCoverageRow(Base):
+    """What one logged search covered at that moment (a receipt states it)."""
+
+    __tablename__ = "search_coverage"
+
+    search_id: Mapped[int] = mapped_column(
+        ForeignKey("search_log.id", ondelete="CASCADE"), primary_key=True
+    )
+    statuses_json: Mapped[str] = mapped_column(Text, default="null")
+    institutions_json: Mapped[str] = mapped_column(Text, default="null")
+    objects_searched: Mapped[int] = mapped_column(Integer)
+    photos_searched: Mapped[int] = mapped_column(Integer)
+    index_version: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(200))
+    matcher: Mapped[str] = mapped_column(String(200))
+    service_version: Mapped[str] = mapped_column(String(50))
+    verification: Mapped[bool] = mapped_column(Boolean)
+    threshold: Mapped[float] = mapped_column(Float)
+    threshold_on: Mapped[str] = mapped_column(String(20))
+    query_width: Mapped[int] = mapped_column(Integer)
+    query_height: Mapped[int] = mapped_column(Integer)
+
+
+@dataclass(frozen=True)
+class StoredHit:
+    rank: int
+    object_id: str
+    institution: str
+    photo_id: int
+    similarity: float
+    confidence: float | None
+    decision: str
+    inliers: int | None
+    region: tuple[int, int, int, int] | None
+    threshold: float
+    threshold_on: str
+
+
+@dataclass(frozen=True)
+class SearchCoverage:
+    statuses: list[str] | None
+    institutions: list[str] | None
+    objects_searched: int
+    photos_searched: int
+    index_version: int
+    #: The embedder's name and version.
+    model: str
+    #: The matcher and calibration version (`models/calibration.json`).
+    matcher: str
+    service_version: str
+    verification: bool
+    threshold: float
+    threshold_on: str
+    query_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """What a search covered and what came back, kept with its log row."""
+
+    coverage: SearchCoverage
+    hits: list[StoredHit] = field(default_factory=list)
+
+    def digest(self) -> str:
+        """SHA-256 of the record's canonical JSON (repeated in the chain entry)."""
+        return hashlib.sha256(canonical_json(asdict(self)).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -94,9 +213,11 @@ class SearchLog(Repository):
         top_object_id: str | None,
         top_similarity: float | None,
         via: str = "api",
+        record: SearchRecord | None = None,
     ) -> int:
         """Log one search and chain it (one transaction); ``via`` says which path ran it
-        (api, page, cli). Returns the search's id."""
+        (api, page, cli); ``record`` (its hits and coverage) is stored in the same
+        transaction. Returns the search's id."""
         with self._session() as session:
             lock_chain(session)
             row = SearchLogRow(
@@ -112,15 +233,63 @@ class SearchLog(Repository):
             )
             session.add(row)
             session.flush()
+            details = _chained(row) | {"via": via}
+            if record is not None:
+                _store_record(session, row.id, record)
+                details["record_sha256"] = record.digest()
             append_entry(
                 session,
                 actor=username,
                 action=SEARCH_ACTION,
                 subject=f"search {row.id}",
-                details=_chained(row) | {"via": via},
+                details=details,
                 created_at=row.created_at,
             )
             return row.id
+
+    def search_record(self, search_id: int) -> SearchRecord | None:
+        """The hits and coverage kept with search ``search_id`` (None: a search logged
+        without them, e.g. from the command line or before they were kept)."""
+        with self._session() as session:
+            c = session.get(SearchCoverageRow, search_id)
+            if c is None:
+                return None
+            rows = session.scalars(
+                select(SearchHitRow)
+                .where(SearchHitRow.search_id == search_id)
+                .order_by(SearchHitRow.rank)
+            ).all()
+            coverage = SearchCoverage(
+                statuses=json.loads(c.statuses_json),
+                institutions=json.loads(c.institutions_json),
+                objects_searched=c.objects_searched,
+                photos_searched=c.photos_searched,
+                index_version=c.index_version,
+                model=c.model,
+                matcher=c.matcher,
+                service_version=c.service_version,
+                verification=c.verification,
+                threshold=c.threshold,
+                threshold_on=c.threshold_on,
+                query_size=(c.query_width, c.query_height),
+            )
+            hits = [
+                StoredHit(
+                    rank=h.rank,
+                    object_id=h.object_id,
+                    institution=h.institution,
+                    photo_id=h.photo_id,
+                    similarity=h.similarity,
+                    confidence=h.confidence,
+                    decision=h.decision,
+                    inliers=h.inliers,
+                    region=_box(h.region),
+                    threshold=h.threshold,
+                    threshold_on=h.threshold_on,
+                )
+                for h in rows
+            ]
+            return SearchRecord(coverage=coverage, hits=hits)
 
     def get_search(self, search_id: int) -> SearchLogRecord:
         with self._session() as session:
@@ -143,6 +312,52 @@ class SearchLog(Repository):
                 .limit(limit)
             ).all()
             return [_search(r) for r in rows], total
+
+
+def _store_record(session: Session, search_id: int, record: SearchRecord) -> None:
+    c = record.coverage
+    session.add(
+        SearchCoverageRow(
+            search_id=search_id,
+            statuses_json=json.dumps(c.statuses),
+            institutions_json=json.dumps(c.institutions),
+            objects_searched=c.objects_searched,
+            photos_searched=c.photos_searched,
+            index_version=c.index_version,
+            model=c.model,
+            matcher=c.matcher,
+            service_version=c.service_version,
+            verification=c.verification,
+            threshold=c.threshold,
+            threshold_on=c.threshold_on,
+            query_width=c.query_size[0],
+            query_height=c.query_size[1],
+        )
+    )
+    session.add_all(
+        SearchHitRow(
+            search_id=search_id,
+            rank=h.rank,
+            object_id=h.object_id,
+            institution=h.institution,
+            photo_id=h.photo_id,
+            similarity=h.similarity,
+            confidence=h.confidence,
+            decision=h.decision,
+            inliers=h.inliers,
+            region=",".join(str(int(v)) for v in h.region) if h.region else None,
+            threshold=h.threshold,
+            threshold_on=h.threshold_on,
+        )
+        for h in record.hits
+    )
+
+
+def _box(text: str | None) -> tuple[int, int, int, int] | None:
+    if not text:
+        return None
+    x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    return (x0, y0, x1, y1)
 
 
 def _chained(r: SearchLogRow) -> dict[str, Any]:
@@ -175,7 +390,10 @@ def search_log_mismatches(
             found.append((None, f"search {r.id} has no entry in the chain"))
             continue
         ours = json.loads(canonical_json(_chained(r) | {"account_id": None}))
-        theirs = {k: v for k, v in entry.details.items() if k != "via"} | {"account_id": None}
+        # The record's digest is checked by whoever reads the record (a report), not here.
+        theirs = {k: v for k, v in entry.details.items() if k not in ("via", "record_sha256")} | {
+            "account_id": None
+        }
         if (
             ours != theirs
             # NULL once the account is deleted (the foreign key's SET NULL): no tampering.

@@ -48,6 +48,13 @@ MATRIX = [
         "/api/v1/searches/1/evidence/1.png",
         {INV, ADM, AUD},
     ),
+    (
+        "GET",
+        "/api/v1/searches/{search_id}/report.{fmt}",
+        "/api/v1/searches/1/report.pdf",
+        {INV, ADM, AUD},
+    ),
+    ("POST", "/api/v1/reports/verify", "/api/v1/reports/verify", EVERYONE),
     ("GET", "/api/v1/audit", "/api/v1/audit", {AUD}),
     ("GET", "/api/v1/audit/verify", "/api/v1/audit/verify", {AUD}),
     ("POST", "/api/v1/jobs", "/api/v1/jobs", {AN}),
@@ -83,7 +90,12 @@ MATRIX = [
         CASES,
     ),
 ]
-PUBLIC = {("GET", "/api/v1/health"), ("GET", "/api/v1/ready")}
+PUBLIC = {
+    ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/ready"),
+    # Anyone may check a report: the public key is published.
+    ("GET", "/api/v1/reports/public-key"),
+}
 
 
 @pytest.fixture
