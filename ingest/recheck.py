@@ -238,9 +238,7 @@ def recheck_object(
         for batch in store.iter_checked_listings(model=model):
             result.listings += len(batch)
             found = pool.map(
-                lambda item: _decide_listing(
-                    item, photos, rules=rules, object_id=object_id
-                ),
+                lambda item: _decide_listing(item, photos, rules=rules, object_id=object_id),
                 batch,
             )
             for hit in found:

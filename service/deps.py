@@ -28,6 +28,7 @@ __all__ = [
     "Anyone",
     "MayAdminister",
     "MayAudit",
+    "MayFollowAlerts",
     "MayListInstitutions",
     "MayManageObjects",
     "MayReadObjects",
@@ -141,5 +142,6 @@ MayManageObjects = Annotated[Principal, Depends(require(Action.MANAGE_OBJECTS))]
 MayListInstitutions = Annotated[Principal, Depends(require(Action.LIST_INSTITUTIONS))]
 MaySearch = Annotated[Principal, Depends(require(Action.SEARCH))]
 MayRunJobs = Annotated[Principal, Depends(require(Action.RUN_JOBS))]
+MayFollowAlerts = Annotated[Principal, Depends(require(Action.ALERTS))]
 MayAudit = Annotated[Principal, Depends(require(Action.AUDIT))]
 MayAdminister = Annotated[Principal, Depends(require(Action.ADMIN))]

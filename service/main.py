@@ -20,11 +20,21 @@ from service.errors import document_errors, install_error_handlers
 from service.headers import SecurityHeadersMiddleware
 from service.jobs import JobRunner
 from service.pages import admin as admin_pages
+from service.pages import alerts as alert_pages
 from service.pages import auth as auth_pages
 from service.pages import catalogue as catalogue_pages
 from service.pages import jobs as job_pages
 from service.pages import search as search_pages
-from service.routes import accounts, health, institutions, jobs, objects, photos, searches
+from service.routes import (
+    accounts,
+    alerts,
+    health,
+    institutions,
+    jobs,
+    objects,
+    photos,
+    searches,
+)
 from service.runtime import open_runtime
 from service.security import prepare_password_checks
 from service.uploads import BodyLimitMiddleware
@@ -93,9 +103,9 @@ def create_app(
     install_error_handlers(app)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for api in (health, accounts, institutions, objects, photos, searches, jobs):
+    for api in (health, accounts, institutions, objects, photos, searches, jobs, alerts):
         document_errors(api.router)
         app.include_router(api.router)
-    for pages in (auth_pages, catalogue_pages, search_pages, job_pages, admin_pages):
+    for pages in (auth_pages, catalogue_pages, search_pages, job_pages, admin_pages, alert_pages):
         app.include_router(pages.router)
     return app

@@ -59,6 +59,9 @@ class Action(StrEnum):
     RUN_JOBS = "run_jobs"
     #: Read every account's batch jobs and reports; without it, a caller sees their own.
     READ_ALL_JOBS = "read_all_jobs"
+    #: Follow institutions, object types or cases and see, acknowledge their alerts
+    #: (of the catalogues one may read).
+    ALERTS = "alerts"
     #: Read the search log and the audit chain, and verify the chain.
     AUDIT = "audit"
     #: Manage accounts and institutions.
@@ -79,6 +82,7 @@ RULES: Mapping[Action, frozenset[Role]] = {
     Action.READ_ALL_SEARCHES: frozenset({Role.ADMIN, Role.AUDITOR}),
     Action.RUN_JOBS: frozenset({Role.ANALYST}),
     Action.READ_ALL_JOBS: frozenset({Role.ADMIN}),
+    Action.ALERTS: frozenset({Role.REGISTRAR, Role.INVESTIGATOR, Role.ANALYST}),
     Action.AUDIT: frozenset({Role.AUDITOR}),
     Action.ADMIN: frozenset({Role.ADMIN}),
 }
@@ -109,6 +113,7 @@ NAVIGATION: tuple[NavLink, ...] = (
     NavLink("/upload", "Upload", Action.MANAGE_OBJECTS),
     NavLink("/search", "Search", Action.SEARCH),
     NavLink("/jobs", "Batch checks", Action.RUN_JOBS),
+    NavLink("/alerts", "Alerts", Action.ALERTS),
     NavLink("/audit", "Search log", Action.AUDIT),
     NavLink("/admin", "Admin", Action.ADMIN),
 )

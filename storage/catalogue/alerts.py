@@ -348,7 +348,8 @@ class AlertStore(Repository):
             ).all()
         seen: dict[tuple[str, str, str], None] = {}
         for source, listing_id, sha in rows:
-            seen.setdefault((source, listing_id, sha), None)
+            if sha is not None:
+                seen.setdefault((source, listing_id, sha), None)
         return list(seen)
 
     def count_checked(self) -> tuple[int, int]:
