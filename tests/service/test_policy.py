@@ -15,9 +15,9 @@ from service.policy import Action
 
 #: The menu each role saw before the policy held it (the links base.html used to pick).
 MENUS = {
-    Role.REGISTRAR: ["/objects", "/upload"],
-    Role.INVESTIGATOR: ["/objects", "/search"],
-    Role.ANALYST: ["/objects", "/jobs"],
+    Role.REGISTRAR: ["/objects", "/upload", "/alerts"],
+    Role.INVESTIGATOR: ["/objects", "/search", "/alerts"],
+    Role.ANALYST: ["/objects", "/jobs", "/alerts"],
     Role.ADMIN: ["/admin"],
     Role.AUDITOR: ["/audit"],
 }
