@@ -20,6 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from PIL import Image
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from engine.services import build_services  # noqa: E402
@@ -34,7 +36,12 @@ from models.images import decode_image  # noqa: E402
 from models.local_features import LocalFeatures  # noqa: E402
 from storage.catalogue.alerts import AlertStore  # noqa: E402
 from tests.utils.catalogue import write_catalogue  # noqa: E402
-from tests.utils.images import jpeg_bytes, photographed, textured_object  # noqa: E402
+from tests.utils.images import (  # noqa: E402
+    jpeg_bytes,
+    keypoint_texture,
+    photographed,
+    textured_object,
+)
 
 
 def main() -> None:
@@ -56,7 +63,8 @@ def main() -> None:
             if args.hits and n % max(1, args.listings // args.hits) == 0:
                 img = photographed(textured_object(1), seed=n + 1)
             else:
-                img = textured_object(1000 + n, size=(480, 600))
+                # Busy photos: as many keypoints as a real listing photo keeps (1,000).
+                img = Image.fromarray(keypoint_texture(1000 + n, size=(800, 600)))
             data = jpeg_bytes(img)
             image = decode_image(data, source=f"L{n}.jpg")
             keep_listing_features(services, image, store=store)
