@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -33,9 +33,12 @@ from pydantic import BaseModel, Field, ValidationError
 from engine.search import decision_threshold, search
 from engine.services import Services
 from ingest.catalogue_csv import csv_error_message, csv_rows, validation_message
+from ingest.recheck import Hit, ListingDetails, keep_listing_features, record_hit
 from kernel.enums import LOST_STATUSES
 from kernel.errors import ArtmatchError, InvalidInput
-from models.images import decode_image
+from kernel.schemas import SearchHit
+from models.images import DecodedImage, decode_image
+from storage.catalogue.alerts import AlertStore
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -378,6 +381,7 @@ def _check_one(
         for h in result.matches
     ]
     best = result.hits[0] if result.hits else None
+    _keep_for_rechecks(services, listing, source, image, result.matches)
     services.catalogue.record_listing_check(
         _record(listing, source, model_version)
         | {
@@ -391,6 +395,47 @@ def _check_one(
     )
     run.checked += 1
     run.hits += bool(matches)
+
+
+def _keep_for_rechecks(
+    services: Services,
+    listing: Listing,
+    source: str,
+    image: DecodedImage,
+    matches: Sequence[SearchHit],
+) -> None:
+    """Keep the photo's features for later re-checks, and each match as a sighting (and
+    an alert for its subscribers). Before the check itself is recorded: a listing stored as
+    checked always has its features."""
+    store = AlertStore(services.catalogue.engine)
+    try:
+        keep_listing_features(services, image, store=store)
+    except ArtmatchError as exc:
+        # The check stands; only a later re-check of this photo is lost (and logged).
+        log.warning("features of listing %s not kept: %s", listing.listing_id, exc)
+    details = ListingDetails(
+        source=source,
+        listing_id=listing.listing_id,
+        image_sha256=image.sha256,
+        title=listing.title,
+        url=listing.url,
+        seller=listing.seller,
+        price=listing.price,
+        listed_on=listing.date,
+    )
+    for match in matches:
+        record_hit(
+            services,
+            store,
+            object_id=match.object_id,
+            hit=Hit(
+                listing=details,
+                confidence=match.confidence or 0.0,
+                inliers=match.inliers or 0,
+                similarity=match.similarity,
+            ),
+            origin="check",
+        )
 
 
 #: Cells a spreadsheet would read as a formula (OWASP, "CSV injection").

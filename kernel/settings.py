@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "AlertSettings",
     "EmbedderSettings",
     "IndexSettings",
     "MatchSettings",
@@ -120,6 +121,16 @@ class MatchSettings(BaseModel):
         return data
 
 
+class AlertSettings(BaseModel):
+    #: Seconds a webhook POST may take (connect and answer) before it is given up.
+    webhook_timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
+    #: Let webhooks reach loopback, private and link-local addresses. Off: a webhook URL
+    #: set by an account must not make the service probe its own network.
+    webhook_allow_private: bool = False
+    #: Threads verifying listings in a retroactive re-check.
+    recheck_workers: int = Field(default=2, ge=1, le=32)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ARTMATCH_",
@@ -134,6 +145,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = EmbedderSettings()
     index: IndexSettings = IndexSettings()
     match: MatchSettings = MatchSettings()
+    alerts: AlertSettings = AlertSettings()
     #: Largest image accepted, in pixels (width x height); larger is refused as a
     #: decompression bomb.
     max_image_pixels: int = Field(default=90_000_000, ge=1)

@@ -28,6 +28,7 @@ __all__ = [
     "Anyone",
     "MayAdminister",
     "MayAudit",
+    "MayFollowAlerts",
     "MayListInstitutions",
     "MayManageObjects",
     "MayReadObjects",
@@ -143,5 +144,6 @@ MayListInstitutions = Annotated[Principal, Depends(require(Action.LIST_INSTITUTI
 MaySearch = Annotated[Principal, Depends(require(Action.SEARCH))]
 MayRunJobs = Annotated[Principal, Depends(require(Action.RUN_JOBS))]
 MayReadJobs = Annotated[Principal, Depends(require(Action.READ_JOBS))]
+MayFollowAlerts = Annotated[Principal, Depends(require(Action.ALERTS))]
 MayAudit = Annotated[Principal, Depends(require(Action.AUDIT))]
 MayAdminister = Annotated[Principal, Depends(require(Action.ADMIN))]

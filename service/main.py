@@ -20,6 +20,7 @@ from service.errors import document_errors, install_error_handlers
 from service.headers import SecurityHeadersMiddleware
 from service.jobs import JobRunner
 from service.pages import admin as admin_pages
+from service.pages import alerts as alert_pages
 from service.pages import auth as auth_pages
 from service.pages import cases as case_pages
 from service.pages import catalogue as catalogue_pages
@@ -27,6 +28,7 @@ from service.pages import jobs as job_pages
 from service.pages import search as search_pages
 from service.routes import (
     accounts,
+    alerts,
     cases,
     health,
     institutions,
@@ -104,9 +106,28 @@ def create_app(
     install_error_handlers(app)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for api in (health, accounts, institutions, objects, photos, searches, reports, jobs, cases):
+    for api in (
+        health,
+        accounts,
+        institutions,
+        objects,
+        photos,
+        searches,
+        reports,
+        jobs,
+        cases,
+        alerts,
+    ):
         document_errors(api.router)
         app.include_router(api.router)
-    for pages in (auth_pages, catalogue_pages, search_pages, job_pages, admin_pages, case_pages):
+    for pages in (
+        auth_pages,
+        catalogue_pages,
+        search_pages,
+        job_pages,
+        admin_pages,
+        case_pages,
+        alert_pages,
+    ):
         app.include_router(pages.router)
     return app

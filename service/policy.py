@@ -63,6 +63,9 @@ class Action(StrEnum):
     READ_JOBS = "read_jobs"
     #: Read every account's batch jobs and reports; without it, a caller sees their own.
     READ_ALL_JOBS = "read_all_jobs"
+    #: Follow institutions, object types or cases and see, acknowledge their alerts
+    #: (of the catalogues one may read).
+    ALERTS = "alerts"
     #: Read the search log and the audit chain, and verify the chain.
     AUDIT = "audit"
     #: Manage accounts and institutions.
@@ -94,6 +97,7 @@ RULES: Mapping[Action, frozenset[Role]] = {
     Action.RUN_JOBS: frozenset({Role.ANALYST}),
     Action.READ_JOBS: frozenset({Role.ANALYST, Role.ADMIN}),
     Action.READ_ALL_JOBS: frozenset({Role.ADMIN}),
+    Action.ALERTS: frozenset({Role.REGISTRAR, Role.INVESTIGATOR, Role.ANALYST}),
     Action.AUDIT: frozenset({Role.AUDITOR}),
     Action.ADMIN: frozenset({Role.ADMIN}),
     Action.CASES: frozenset({Role.INVESTIGATOR, Role.ANALYST, Role.ADMIN, Role.AUDITOR}),
@@ -132,6 +136,7 @@ NAVIGATION: tuple[NavLink, ...] = (
     NavLink("/search", "Search", Action.SEARCH),
     NavLink("/jobs", "Batch checks", Action.RUN_JOBS),
     NavLink("/cases", "Cases", Action.CASES),
+    NavLink("/alerts", "Alerts", Action.ALERTS),
     NavLink("/audit", "Search log", Action.AUDIT),
     NavLink("/admin", "Admin", Action.ADMIN),
 )

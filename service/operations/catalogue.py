@@ -17,6 +17,7 @@ from kernel.errors import Conflict, InvalidImage, NotFound
 from kernel.schemas import ObjectCreate, ObjectPublic, ObjectUpdate, StatusChange
 from service.deps import Principal
 from service.errors import Forbidden
+from service.operations import alerts
 from service.operations.links import object_url, photo_image_url, photo_thumbnail_url
 from service.policy import Action
 from service.runtime import Runtime
@@ -203,6 +204,11 @@ def change_status(
     with rt.write_lock:
         obj = rt.catalogue.set_status(object_id, change)
     _audit(rt, principal, "object_status", object_id, **change.model_dump(mode="json"))
+    # A loss re-checks every listing already checked (in the background); a recovery
+    # closes the object's alerts (their history stays).
+    alerts.on_status_change(
+        rt, object_id=object_id, status=change.status, actor=principal.account.username
+    )
     return object_out(obj)
 
 

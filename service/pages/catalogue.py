@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from kernel.enums import ObjectStatus
 from kernel.schemas import OBJECT_ID_FIELDS, StatusChange
 from service.deps import MayManageObjects, MayReadObjects, RuntimeDep
+from service.operations import alerts as alert_ops
 from service.operations import catalogue as ops
 from service.pages.rendering import render
 from service.policy import Action
@@ -102,6 +103,7 @@ def object_page(
         can_edit=user.may_on(Action.MANAGE_OBJECTS, detail.institution),
         statuses=list(ObjectStatus),
         today=dt.date.today().isoformat(),
+        sightings=alert_ops.sightings(runtime, user, object_id),
     )
 
 

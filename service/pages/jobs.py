@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from service.deps import MayRunJobs, RuntimeDep
+from service.operations import alerts as alert_ops
 from service.operations import jobs as ops
 from service.pages.rendering import render
 
@@ -21,4 +22,9 @@ def jobs_page(request: Request, user: MayRunJobs, runtime: RuntimeDep) -> HTMLRe
     "/jobs/{job_id}", response_class=HTMLResponse, summary="One batch check (role: analyst)"
 )
 def job_page(request: Request, job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> HTMLResponse:
-    return render(request, "job.html", user, job=ops.get_job(runtime, user, job_id))
+    job = ops.get_job(runtime, user, job_id)
+    earlier = {}
+    if job.report_json_url:
+        report = ops.report_path(runtime, user, job_id, "json")
+        earlier = alert_ops.job_earlier_appearances(runtime, user, report)
+    return render(request, "job.html", user, job=job, earlier=earlier)

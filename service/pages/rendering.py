@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from service import policy
 from service.deps import Principal
+from service.operations.alerts import alert_count
 from service.policy import Action
 
 __all__ = ["render", "render_error"]
@@ -31,10 +32,18 @@ def render(
         "nav": policy.menu(principal.role) if principal else [],
         "may": principal.may if principal else (lambda action: False),
         "Action": Action,
+        # The menu's count of open, unacknowledged alerts.
+        "alert_count": _alert_count(request, principal),
     }
     return templates.TemplateResponse(  # type: ignore[no-any-return]
         request, template, base | context, status_code=status_code
     )
+
+
+def _alert_count(request: Request, principal: Principal | None) -> int:
+    if principal is None or not principal.may(Action.ALERTS):
+        return 0
+    return alert_count(request.app.state.runtime, principal).unacknowledged
 
 
 def render_error(request: Request, status: int, message: str) -> HTMLResponse:

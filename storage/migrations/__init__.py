@@ -16,6 +16,7 @@ def target_metadata() -> MetaData:
     """The shared `Base.metadata` with every module that puts tables on it imported."""
     # The catalogue's tables, then the web service's: accounts and tokens, search log, jobs.
     import storage.catalogue.accounts
+    import storage.catalogue.alerts
     import storage.catalogue.audit
     import storage.catalogue.cases
     import storage.catalogue.index_state

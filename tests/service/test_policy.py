@@ -15,9 +15,9 @@ from service.policy import Action
 
 #: The menu each role saw before the policy held it (the links base.html used to pick).
 MENUS = {
-    Role.REGISTRAR: ["/objects", "/upload"],
-    Role.INVESTIGATOR: ["/objects", "/search", "/cases"],
-    Role.ANALYST: ["/objects", "/jobs", "/cases"],
+    Role.REGISTRAR: ["/objects", "/upload", "/alerts"],
+    Role.INVESTIGATOR: ["/objects", "/search", "/cases", "/alerts"],
+    Role.ANALYST: ["/objects", "/jobs", "/cases", "/alerts"],
     Role.ADMIN: ["/cases", "/admin"],
     Role.AUDITOR: ["/cases", "/audit"],
 }

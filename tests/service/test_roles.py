@@ -89,6 +89,26 @@ MATRIX = [
         "/api/v1/cases/999/searches/1/evidence/1.png",
         CASES,
     ),
+    ("GET", "/api/v1/alerts", "/api/v1/alerts", READERS),
+    ("GET", "/api/v1/alerts/count", "/api/v1/alerts/count", READERS),
+    ("POST", "/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/1/acknowledge", READERS),
+    ("GET", "/api/v1/alerts/subscriptions", "/api/v1/alerts/subscriptions", READERS),
+    ("POST", "/api/v1/alerts/subscriptions", "/api/v1/alerts/subscriptions", READERS),
+    (
+        "DELETE",
+        "/api/v1/alerts/subscriptions/{subscription_id}",
+        "/api/v1/alerts/subscriptions/1",
+        READERS,
+    ),
+    ("GET", "/api/v1/alerts/webhook", "/api/v1/alerts/webhook", READERS),
+    ("PUT", "/api/v1/alerts/webhook", "/api/v1/alerts/webhook", READERS),
+    ("GET", "/api/v1/rechecks", "/api/v1/rechecks", READERS),
+    (
+        "GET",
+        "/api/v1/objects/{object_id}/sightings",
+        "/api/v1/objects/A-1/sightings",
+        READERS,
+    ),
 ]
 PUBLIC = {
     ("GET", "/api/v1/health"),
