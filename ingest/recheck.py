@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from engine.search import QUERY_FEATURES, whole_vector_key
 from engine.search.candidates import Candidate
 from engine.search.decide import DecisionRules, decide, decision_rules
 from engine.services import Services
@@ -93,9 +94,14 @@ def keep_listing_features(services: Services, image: DecodedImage, *, store: Ale
     The strongest `DEFAULT_MAX_KEYPOINTS` of the query-grade keypoints are kept: what the
     search's pairwise stage matches catalogue photos with, at a third of the bytes.
     """
-    features = extract_query_features(image.to_array())
+    # What the listing's search computed, when it ran verified; else computed here.
+    features = image.derived.get(QUERY_FEATURES)
+    if features is None:
+        features = extract_query_features(image.to_array())
     strongest = features.subset(np.arange(min(len(features), DEFAULT_MAX_KEYPOINTS)))
-    vector = services.embedder.embed([image.image])[0]
+    vector = image.derived.get(whole_vector_key(services.embedder))
+    if vector is None:
+        vector = services.embedder.embed([image.image])[0]
     store.store_listing_features(
         image_sha256=image.sha256,
         features=strongest.to_bytes(),

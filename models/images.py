@@ -19,8 +19,9 @@ import io
 import math
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -123,6 +124,10 @@ class DecodedImage:
     original_mode: str
     #: Width and height of the original photo (upright); ``size`` is smaller when reduced.
     original_size: tuple[int, int] | None = None
+    #: What a search computed from these pixels, by name, for a second use of the same photo
+    #: (a checked listing's keypoints and CNN vector are kept for re-checks): computing them
+    #: twice doubled the time of a listing check.
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -15,6 +15,14 @@
 
 from engine.search.candidates import Candidate, embed_query, query_views
 from engine.search.decide import decision_threshold
-from engine.search.pipeline import search
+from engine.search.pipeline import QUERY_FEATURES, search, whole_vector_key
 
-__all__ = ["Candidate", "decision_threshold", "embed_query", "query_views", "search"]
+__all__ = [
+    "QUERY_FEATURES",
+    "Candidate",
+    "decision_threshold",
+    "embed_query",
+    "query_views",
+    "search",
+    "whole_vector_key",
+]

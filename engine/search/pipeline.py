@@ -45,7 +45,15 @@ from storage.catalogue import Catalogue, PhotoRef
 from storage.descriptors.base import DescriptorIndex
 from storage.index.base import VectorIndex
 
-__all__ = ["search"]
+__all__ = ["QUERY_FEATURES", "search", "whole_vector_key"]
+
+#: Names under which a verified search leaves on the query (`DecodedImage.derived`) the
+#: query-grade keypoints it extracted and the whole photo's CNN vector.
+QUERY_FEATURES = "query_features"
+
+
+def whole_vector_key(embedder: Embedder) -> str:
+    return f"whole_vector {embedder.name} {embedder.version}"
 
 
 @dataclass
@@ -174,6 +182,8 @@ def _verified(
         features_job = worker.submit(extract_query_features, query.to_array())
         vectors = embed_query(embedder, query.image, settings.query_crops)
         features = features_job.result()
+    query.derived[QUERY_FEATURES] = features
+    query.derived[whole_vector_key(embedder)] = vectors[0]
     # Pairwise verification needs no more than a catalogue photo's share of keypoints: the
     # strongest of the query's (they come strongest first).
     strongest = features.subset(np.arange(min(len(features), DEFAULT_MAX_KEYPOINTS)))

@@ -132,3 +132,29 @@ def test_a_new_check_of_a_lost_object_is_a_sighting_and_an_alert(
     # The re-check finds the same two listings and adds nothing.
     result = recheck_object(museum, "obj-1", store=store)
     assert len(result.hits) == 2 and result.new_alerts == []
+
+
+def test_a_listing_check_computes_its_features_once(
+    museum: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The search already extracted the keypoints and embedded the photo: keeping them for
+    # re-checks reuses those rather than computing them a second time.
+    import ingest.recheck
+    from engine.search import search
+    from models.images import decode_image
+
+    def again(*_: object) -> None:
+        raise AssertionError("the listing's keypoints were extracted a second time")
+
+    monkeypatch.setattr(ingest.recheck, "extract_query_features", again)
+    calls: list[int] = []
+    embed = museum.embedder.embed
+    monkeypatch.setattr(museum.embedder, "embed", lambda images: calls.append(1) or embed(images))
+    photo = textured_object(40)
+    search(museum, decode_image(jpeg_bytes(photo), source="x"))
+    per_search = len(calls)
+    calls.clear()
+    run = check_listings(museum, _listings(tmp_path / "venue", [("L1", photo, "house-a")]))
+    assert run.checked == 1 and not run.errors
+    assert len(calls) == per_search
+    assert AlertStore(museum.catalogue.engine).count_checked()[0] == 1
