@@ -22,6 +22,7 @@ from service import policy
 from service.deps import Principal
 from service.errors import Forbidden
 from service.operations.links import API, object_url
+from service.operations.reports import ReportFormat, report_of_searches
 from service.runtime import Runtime
 from service.schemas import Page
 from storage.catalogue.cases import (
@@ -121,6 +122,11 @@ class CaseHitOut(BaseModel):
 
     object_id: str
     photo_id: int | None
+    #: What the search said of it (match, lead or none), its confidence and matching points;
+    #: None for a search logged without its hits (from before they were kept).
+    search_decision: str | None = None
+    confidence: float | None = None
+    inliers: int | None = None
     decision: ReviewDecision
     decided_by: str | None
     decided_at: dt.datetime | None
@@ -312,25 +318,34 @@ def _case_search(
     latest: dict[tuple[int, str], DecisionRecord],
 ) -> CaseSearchOut:
     logged = rt.search_log.get_search(search_id)
-    # The search log keeps only the top hit; decided objects are shown too. (The stored hits
-    # of every search, once kept, join here.)
-    objects = [logged.top_object_id] if logged.top_object_id else []
+    record = rt.search_log.search_record(search_id)
+    # The search's matches and leads as it kept them; a search logged without its hits
+    # shows its top hit. Objects someone decided on are shown too.
+    stored = {
+        h.object_id: h for h in (record.hits if record else []) if h.decision in ("match", "lead")
+    }
+    objects = list(stored) or ([logged.top_object_id] if logged.top_object_id else [])
     objects += sorted(o for s, o in latest if s == search_id and o not in objects)
     hits = []
     for object_id in objects:
         d = latest.get((search_id, object_id))
+        h = stored.get(object_id)
+        photo_id = d.photo_id if d and d.photo_id else (h.photo_id if h else None)
         hits.append(
             CaseHitOut(
                 object_id=object_id,
-                photo_id=d.photo_id if d else None,
+                photo_id=photo_id,
+                search_decision=h.decision if h else None,
+                confidence=h.confidence if h else None,
+                inliers=h.inliers if h else None,
                 decision=d.decision if d else ReviewDecision.PENDING_REVIEW,
                 decided_by=d.username if d else None,
                 decided_at=d.created_at if d else None,
                 note=d.note if d else None,
                 object_url=object_url(object_id),
                 evidence_url=(
-                    f"{API}/cases/{case_id}/searches/{search_id}/evidence/{d.photo_id}.png"
-                    if d and d.photo_id
+                    f"{API}/cases/{case_id}/searches/{search_id}/evidence/{photo_id}.png"
+                    if photo_id
                     else None
                 ),
             )
@@ -451,6 +466,29 @@ def decision_history(
     """Every decision on the case's hits, newest first."""
     _case(rt, principal, case_id, write=False)
     return [_decision_out(d) for d in _repo(rt).decisions(case_id, search_id=search_id)]
+
+
+# -- the case's report -----------------------------------------------------------------------
+
+
+async def case_report(
+    rt: Runtime, services: Services, principal: Principal, *, case_id: int, fmt: ReportFormat
+) -> bytes:
+    """The signed report of every search of the case, oldest first: for everyone who may read
+    the case (its searches may be others'); logged like every report."""
+    case, _ = _case(rt, principal, case_id, write=False)
+    search_ids = sorted(int(a.key) for a in _repo(rt).searches_of(case_id))
+    if not search_ids:
+        raise InvalidInput(f"case {case.reference} has no search to report on yet")
+    return await report_of_searches(
+        rt,
+        services,
+        principal,
+        search_ids=search_ids,
+        fmt=fmt,
+        title=f"Case {case.reference}: {case.title}",
+        case_id=case_id,
+    )
 
 
 # -- pictures --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from service.operations.cases import (
     ShareIn,
     ShareOut,
 )
+from service.operations.reports import ReportFormat
 from service.policy import Action
 from service.schemas import DbId, Page
 
@@ -166,3 +167,22 @@ async def case_evidence(
         runtime, services, user, case_id=case_id, search_id=search_id, photo_id=photo_id
     )
     return Response(content=png, media_type="image/png")
+
+
+@router.get(
+    "/{case_id}/report.{fmt}",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}, "text/html": {}}}},
+    summary=f"Signed match report of every search of a case {_WHO}; logged",
+)
+async def case_report(
+    case_id: DbId, fmt: ReportFormat, user: MayUseCases, runtime: RuntimeDep, services: ServicesDep
+) -> Response:
+    data = await ops.case_report(runtime, services, user, case_id=case_id, fmt=fmt)
+    media = "application/pdf" if fmt is ReportFormat.PDF else "text/html; charset=utf-8"
+    name = f"artmatch-case-{case_id}.{fmt}"
+    return Response(
+        content=data,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -173,6 +173,9 @@ def test_searches_attach_and_decisions_keep_their_history(cases_api: Api) -> Non
     assert search["search_id"] == result["search_id"] and search["username"] == INV
     assert search["query_sha256"] == result["query_sha256"]
     assert [(h["object_id"], h["decision"]) for h in search["hits"]] == [("A-1", "pending_review")]
+    # what the search said, as it kept it
+    [hit] = search["hits"]
+    assert hit["search_decision"] == "match" and hit["inliers"] == top["inliers"]
     thumb = api.as_(INV2, "GET", search["query_url"])  # a sharee sees the query photo
     assert thumb.status_code == 200 and thumb.content[:2] == b"\xff\xd8"
 
@@ -258,6 +261,32 @@ def test_searches_attach_and_decisions_keep_their_history(cases_api: Api) -> Non
         assert action in actions
     assert actions.count("case_decision") == 3
     assert api.as_(AUD, "GET", "/api/v1/audit/verify").json()["ok"]
+
+
+def test_a_case_report_covers_its_searches_for_all_who_read_the_case(cases_api: Api) -> None:
+    api = cases_api
+    _catalogue(api)
+    case = _open(api)
+    url = f"/api/v1/cases/{case['id']}/report"
+    _error = api.as_(INV, "GET", f"{url}.html")
+    assert _error.status_code == 422 and "no search to report on" in _error.json()["message"]
+    first = _search(api, case_id=case["id"], seed=1)
+    second = _search(api, case_id=case["id"], seed=2)
+    # a sharee reports on searches that are not theirs; an outsider is told nothing
+    assert api.as_(INV2, "GET", f"{url}.html").status_code == 404
+    api.as_(INV, "POST", f"/api/v1/cases/{case['id']}/shares", json={"username": INV2})
+    html = api.as_(INV2, "GET", f"{url}.html")
+    assert html.status_code == 200, html.text
+    assert "POL-1" in html.text
+    verdict = api.as_(
+        AUD, "POST", "/api/v1/reports/verify", files={"file": ("r.html", html.content)}
+    ).json()
+    assert verdict["valid"], verdict
+    assert verdict["search_ids"] == [first["search_id"], second["search_id"]]
+    pdf = api.as_(AUD, "GET", f"{url}.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    entries = api.as_(AUD, "GET", "/api/v1/audit").json()["items"]
+    assert any(e["action"] == "report" and e["subject"].startswith("case ") for e in entries)
 
 
 def _wait_job(api: Api, job_id: str) -> dict:

@@ -77,6 +77,7 @@ MATRIX = [
     ("POST", "/api/v1/cases/{case_id}/searches", "/api/v1/cases/999/searches", CASES),
     ("GET", "/api/v1/cases/{case_id}/decisions", "/api/v1/cases/999/decisions", CASES),
     ("POST", "/api/v1/cases/{case_id}/decisions", "/api/v1/cases/999/decisions", CASES),
+    ("GET", "/api/v1/cases/{case_id}/report.{fmt}", "/api/v1/cases/999/report.pdf", CASES),
     (
         "GET",
         "/api/v1/cases/{case_id}/searches/{search_id}/query.jpg",
