@@ -31,6 +31,7 @@ from kernel.enums import LOST_STATUSES, ObjectStatus
 from kernel.errors import ArtmatchError, InvalidInput, NotFound
 from service.deps import Principal
 from service.errors import Forbidden
+from service.operations.cases import readable_case
 from service.operations.links import object_url
 from service.policy import Action, may_on
 from service.runtime import Runtime
@@ -255,7 +256,8 @@ def _check_subscription(rt: Runtime, principal: Principal, body: SubscriptionIn)
         if not principal.may_on(Action.READ_OBJECTS, body.value):
             raise Forbidden(f"you may not read the catalogue of {body.value!r}")
     elif body.kind is SubscriptionKind.CASE:
-        _case_id(body.value)
+        # Following a case one may not read would tell of its objects: the same 404.
+        readable_case(rt, principal, _case_id(body.value))
 
 
 def list_subscriptions(rt: Runtime, principal: Principal) -> list[SubscriptionOut]:

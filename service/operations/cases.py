@@ -25,6 +25,7 @@ from service.operations.links import API, object_url
 from service.operations.reports import ReportFormat, report_of_searches
 from service.runtime import Runtime
 from service.schemas import Page
+from storage.catalogue.alerts import AlertStore
 from storage.catalogue.cases import (
     CaseAccess,
     CaseRecord,
@@ -225,6 +226,11 @@ def _case(
     if write and access != "write":
         raise Forbidden(f"case {case_id} is yours to read, not to change")
     return case, access
+
+
+def readable_case(rt: Runtime, principal: Principal, case_id: int) -> CaseRecord:
+    """The case, if the caller may read it (else NotFound, as for a case that does not exist)."""
+    return _case(rt, principal, case_id, write=False)[0]
 
 
 def writable_case(rt: Runtime, principal: Principal, case_id: int) -> CaseRecord:
@@ -435,7 +441,18 @@ def attach_search(rt: Runtime, principal: Principal, case_id: int, search_id: in
     ):
         raise NotFound(f"no search {search_id}")
     _repo(rt).attach_search(case_id, search_id=search_id, actor=principal.account.username)
+    watch_matches(rt, case_id, search_id)
     return get_case(rt, principal, case_id)
+
+
+def watch_matches(rt: Runtime, case_id: int, search_id: int) -> None:
+    """Let the case follow the objects its search matched: an alert on one of them (a
+    listing found when it is reported stolen) reaches those who follow the case."""
+    record = rt.search_log.search_record(search_id)
+    store = AlertStore(rt.catalogue.engine)
+    for hit in record.hits if record else []:
+        if hit.decision == "match":
+            store.watch(case_id=case_id, object_id=hit.object_id)
 
 
 def decide(rt: Runtime, principal: Principal, case_id: int, body: DecisionIn) -> DecisionOut:
@@ -444,6 +461,9 @@ def decide(rt: Runtime, principal: Principal, case_id: int, body: DecisionIn) ->
         rt.catalogue.get_object(body.object_id)
     except NotFound:
         raise InvalidInput(f"no catalogue object {body.object_id!r}") from None
+    if body.decision is ReviewDecision.CONFIRMED:
+        # A confirmed object is the case's to follow, whatever the search first said of it.
+        AlertStore(rt.catalogue.engine).watch(case_id=case_id, object_id=body.object_id)
     record = _repo(rt).decide(
         case_id,
         search_id=body.search_id,

@@ -22,7 +22,7 @@ from kernel.errors import NotFound
 from models.images import decode_image, make_thumbnail
 from service import policy
 from service.deps import Principal
-from service.operations.cases import cases_of, writable_case
+from service.operations.cases import cases_of, watch_matches, writable_case
 from service.operations.links import (
     evidence_url,
     object_url,
@@ -98,6 +98,7 @@ async def run_search(
             cases_of(rt).attach_search(
                 case_id, search_id=search_id, actor=principal.account.username
             )
+            watch_matches(rt, case_id, search_id)
         hits = [
             SearchHitOut(
                 **h.model_dump(),

@@ -193,11 +193,16 @@ def test_subscriptions_filter_alerts_within_what_one_may_read(checked: Api) -> N
     runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
     from storage.catalogue.alerts import AlertStore
 
-    AlertStore(runtime.catalogue.engine).watch(case_id=7, object_id="A-1")
-    assert _follow(api, AN, "case", "7") == 201
+    case = api.as_(INV, "POST", "/api/v1/cases", json={"reference": "P-9", "title": "icons"})
+    case_id = str(case.json()["id"])
+    AlertStore(runtime.catalogue.engine).watch(case_id=int(case_id), object_id="A-1")
+    # Only a case one may read can be followed: the analyst must be shared it first.
+    assert _follow(api, AN, "case", case_id) == 404
+    api.as_(INV, "POST", f"/api/v1/cases/{case_id}/shares", json={"username": AN})
+    assert _follow(api, AN, "case", case_id) == 201
     assert seen(AN) == ["A-1"]
     subs = api.as_(AN, "GET", "/api/v1/alerts/subscriptions").json()
-    assert {(s["kind"], s["value"]) for s in subs} == {("object_type", "icon"), ("case", "7")}
+    assert {(s["kind"], s["value"]) for s in subs} == {("object_type", "icon"), ("case", case_id)}
     r = api.as_(AN, "DELETE", f"/api/v1/alerts/subscriptions/{subs[-1]['id']}")
     assert r.status_code == 200 and seen(AN) == []
 

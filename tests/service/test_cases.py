@@ -289,6 +289,21 @@ def test_a_case_report_covers_its_searches_for_all_who_read_the_case(cases_api: 
     assert any(e["action"] == "report" and e["subject"].startswith("case ") for e in entries)
 
 
+def test_a_case_follows_the_objects_its_searches_matched_and_confirmed(cases_api: Api) -> None:
+    from storage.catalogue.alerts import AlertStore
+
+    api = cases_api
+    _catalogue(api)
+    case = _open(api)
+    result = _search(api, case_id=case["id"], seed=1)
+    assert [h["object_id"] for h in result["hits"] if h["is_match"]] == ["A-1"]
+    url = f"/api/v1/cases/{case['id']}"
+    decide = {"search_id": result["search_id"], "object_id": "A-2", "decision": "confirmed"}
+    assert api.as_(INV, "POST", f"{url}/decisions", json=decide).status_code == 201
+    store = AlertStore(api.client.app.state.runtime.catalogue.engine)  # type: ignore[attr-defined]
+    assert store.watched_objects([case["id"]]) == ["A-1", "A-2"]
+
+
 def _wait_job(api: Api, job_id: str) -> dict:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
