@@ -1,0 +1,102 @@
+"""LIDO records and OAI-PMH pages for exchange tests, built in code (no committed files)."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import escape
+
+__all__ = ["lido_record", "lido_wrap", "oai_page"]
+
+LIDO = "http://www.lido-schema.org"
+
+
+def lido_record(
+    rec_id: str | None,
+    *,
+    links: list[str],
+    title: str = "Icon",
+    institution: str = "National Museum",
+    maker: str = "Unknown master",
+    prefix: str = "lido:",
+) -> str:
+    p = prefix
+    rec = f"<{p}lidoRecID {p}type='local'>{escape(rec_id)}</{p}lidoRecID>" if rec_id else ""
+    resources = "".join(
+        f"<{p}resourceSet><{p}resourceRepresentation {p}type='image_thumb'>"
+        f"<{p}linkResource>thumb-{escape(link)}</{p}linkResource></{p}resourceRepresentation>"
+        f"<{p}resourceRepresentation {p}type='image_master'>"
+        f"<{p}linkResource>{escape(link)}</{p}linkResource></{p}resourceRepresentation>"
+        f"<{p}resourcePerspective><{p}term>front</{p}term></{p}resourcePerspective>"
+        f"</{p}resourceSet>"
+        for link in links
+    )
+    return f"""<{p}lido>{rec}
+  <{p}descriptiveMetadata xml:lang="bg">
+    <{p}objectClassificationWrap><{p}objectWorkTypeWrap><{p}objectWorkType>
+      <{p}term>icon</{p}term></{p}objectWorkType></{p}objectWorkTypeWrap>
+    </{p}objectClassificationWrap>
+    <{p}objectIdentificationWrap>
+      <{p}titleWrap><{p}titleSet><{p}appellationValue>{escape(title)}</{p}appellationValue>
+      </{p}titleSet></{p}titleWrap>
+      <{p}inscriptionsWrap><{p}inscriptions><{p}inscriptionTranscription>IC XC
+      </{p}inscriptionTranscription></{p}inscriptions></{p}inscriptionsWrap>
+      <{p}repositoryWrap><{p}repositorySet {p}type="current"><{p}repositoryName>
+        <{p}legalBodyName><{p}appellationValue>{escape(institution)}</{p}appellationValue>
+        </{p}legalBodyName></{p}repositoryName><{p}workID {p}type="inventory number">INV-{escape(rec_id or "x")}</{p}workID>
+      </{p}repositorySet></{p}repositoryWrap>
+      <{p}objectDescriptionWrap>
+        <{p}objectDescriptionSet><{p}descriptiveNoteValue>Tempera on wood</{p}descriptiveNoteValue></{p}objectDescriptionSet>
+        <{p}objectDescriptionSet {p}type="distinguishing features"><{p}descriptiveNoteValue>Crack lower left</{p}descriptiveNoteValue></{p}objectDescriptionSet>
+      </{p}objectDescriptionWrap>
+      <{p}objectMeasurementsWrap><{p}objectMeasurementsSet>
+        <{p}displayObjectMeasurements>32 x 24 cm</{p}displayObjectMeasurements>
+      </{p}objectMeasurementsSet></{p}objectMeasurementsWrap>
+    </{p}objectIdentificationWrap>
+    <{p}eventWrap>
+      <{p}eventSet><{p}event><{p}eventType><{p}term>Acquisition</{p}term></{p}eventType>
+        <{p}eventActor><{p}displayActorInRole>A dealer</{p}displayActorInRole></{p}eventActor>
+      </{p}event></{p}eventSet>
+      <{p}eventSet><{p}event><{p}eventType><{p}term>Production</{p}term></{p}eventType>
+        <{p}eventActor><{p}displayActorInRole>{escape(maker)}</{p}displayActorInRole></{p}eventActor>
+        <{p}eventDate><{p}displayDate>17th century</{p}displayDate></{p}eventDate>
+        <{p}eventMaterialsTech><{p}displayMaterialsTech>tempera, gold leaf</{p}displayMaterialsTech></{p}eventMaterialsTech>
+      </{p}event></{p}eventSet>
+    </{p}eventWrap>
+    <{p}objectRelationWrap><{p}subjectWrap><{p}subjectSet>
+      <{p}displaySubject>Saint Nicholas</{p}displaySubject></{p}subjectSet></{p}subjectWrap>
+    </{p}objectRelationWrap>
+  </{p}descriptiveMetadata>
+  <{p}administrativeMetadata xml:lang="en">
+    <{p}recordWrap><{p}recordID {p}type="local">{escape(rec_id or "x")}</{p}recordID>
+      <{p}recordType><{p}term>item</{p}term></{p}recordType>
+      <{p}recordSource><{p}legalBodyName><{p}appellationValue>Other</{p}appellationValue>
+      </{p}legalBodyName></{p}recordSource></{p}recordWrap>
+    <{p}resourceWrap>{resources}</{p}resourceWrap>
+  </{p}administrativeMetadata>
+</{p}lido>"""
+
+
+def lido_wrap(records: list[str]) -> str:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<lido:lidoWrap xmlns:lido="{LIDO}">\n'
+        + "\n".join(records)
+        + "\n</lido:lidoWrap>\n"
+    )
+
+
+def oai_page(records: list[tuple[str, str, str | None]], *, token: str | None) -> bytes:
+    """A ListRecords page: (identifier, datestamp, lido:lido XML or None for deleted)."""
+    body = []
+    for ident, stamp, lido in records:
+        status = "" if lido is not None else ' status="deleted"'
+        metadata = f"<metadata>{lido}</metadata>" if lido is not None else ""
+        body.append(
+            f"<record><header{status}><identifier>{ident}</identifier>"
+            f"<datestamp>{stamp}</datestamp></header>{metadata}</record>"
+        )
+    resumption = f"<resumptionToken>{token}</resumptionToken>" if token else "<resumptionToken/>"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/" '
+        f'xmlns:lido="{LIDO}"><responseDate>2026-01-01T00:00:00Z</responseDate>'
+        f"<ListRecords>{''.join(body)}{resumption}</ListRecords></OAI-PMH>"
+    ).encode()
