@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
+import urllib.parse
+from collections.abc import Callable
 from xml.sax.saxutils import escape
 
-__all__ = ["lido_record", "lido_wrap", "oai_page"]
+__all__ = ["OaiServer", "lido_record", "lido_wrap", "oai_catalogue", "oai_page"]
 
 LIDO = "http://www.lido-schema.org"
 
@@ -100,3 +104,73 @@ def oai_page(records: list[tuple[str, str, str | None]], *, token: str | None) -
         f'xmlns:lido="{LIDO}"><responseDate>2026-01-01T00:00:00Z</responseDate>'
         f"<ListRecords>{''.join(body)}{resumption}</ListRecords></OAI-PMH>"
     ).encode()
+
+
+class OaiServer:
+    """A real OAI-PMH endpoint on loopback, in a thread: ``pages[0]`` answers the first
+    ``ListRecords``, ``pages[i]`` the token ``"t{i}"``; ``files`` are served under their path.
+    ``requests`` keeps every query received."""
+
+    def __init__(self, *, pages: list[bytes] | None = None, files: dict[str, bytes] | None = None):
+        self.pages = pages or []
+        self.files = files or {}
+        self.requests: list[dict[str, str]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the http.server name)
+                parts = urllib.parse.urlsplit(self.path)
+                if parts.path in server.files:
+                    self._send(server.files[parts.path], "image/jpeg")
+                    return
+                query = dict(urllib.parse.parse_qsl(parts.query))
+                server.requests.append(query)
+                token = query.get("resumptionToken")
+                index = int(token[1:]) if token else 0
+                if index >= len(server.pages):
+                    self.send_error(404)
+                    return
+                self._send(server.pages[index], "text/xml")
+
+            def _send(self, body: bytes, kind: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> OaiServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def oai_catalogue(
+    server: OaiServer, *, n: int, per_page: int, image: Callable[[int], bytes]
+) -> None:
+    """Fill ``server`` with ``n`` LIDO records (one photo each, served by it) in pages."""
+    records = []
+    for i in range(n):
+        path = f"/img/{i}.jpg"
+        server.files[path] = image(i)
+        lido = lido_record(f"rec-{i}", links=[server.base + path], title=f"Object {i}")
+        records.append((f"oai:test:{i}", f"2026-01-{1 + i % 28:02d}", lido))
+    chunks = [records[i : i + per_page] for i in range(0, n, per_page)]
+    server.pages = [
+        oai_page(chunk, token=f"t{k + 1}" if k + 1 < len(chunks) else None)
+        for k, chunk in enumerate(chunks)
+    ]
