@@ -252,8 +252,10 @@ def _csv(items: list[ExportedObject]) -> bytes:
         base = {c: fields.get(c) or "" for c in CSV_COLUMNS if c not in ("image", "view")}
         # An object without photos still gets a row (import-catalogue reports it as a row
         # without an image), so that no record is lost silently.
-        for photo, link in item.photos or [(None, "")]:
-            writer.writerow({**base, "image": link, "view": (photo.view if photo else "") or ""})
+        if not item.photos:
+            writer.writerow({**base, "image": "", "view": ""})
+        for photo, link in item.photos:
+            writer.writerow({**base, "image": link, "view": photo.view or ""})
     return buffer.getvalue().encode("utf-8")
 
 

@@ -45,11 +45,16 @@ def lido_record(
       </{p}inscriptionTranscription></{p}inscriptions></{p}inscriptionsWrap>
       <{p}repositoryWrap><{p}repositorySet {p}type="current"><{p}repositoryName>
         <{p}legalBodyName><{p}appellationValue>{escape(institution)}</{p}appellationValue>
-        </{p}legalBodyName></{p}repositoryName><{p}workID {p}type="inventory number">INV-{escape(rec_id or "x")}</{p}workID>
+        </{p}legalBodyName></{p}repositoryName>
+        <{p}workID {p}type="inventory number">INV-{escape(rec_id or "x")}</{p}workID>
       </{p}repositorySet></{p}repositoryWrap>
       <{p}objectDescriptionWrap>
-        <{p}objectDescriptionSet><{p}descriptiveNoteValue>Tempera on wood</{p}descriptiveNoteValue></{p}objectDescriptionSet>
-        <{p}objectDescriptionSet {p}type="distinguishing features"><{p}descriptiveNoteValue>Crack lower left</{p}descriptiveNoteValue></{p}objectDescriptionSet>
+        <{p}objectDescriptionSet>
+          <{p}descriptiveNoteValue>Tempera on wood</{p}descriptiveNoteValue>
+        </{p}objectDescriptionSet>
+        <{p}objectDescriptionSet {p}type="distinguishing features">
+          <{p}descriptiveNoteValue>Crack lower left</{p}descriptiveNoteValue>
+        </{p}objectDescriptionSet>
       </{p}objectDescriptionWrap>
       <{p}objectMeasurementsWrap><{p}objectMeasurementsSet>
         <{p}displayObjectMeasurements>32 x 24 cm</{p}displayObjectMeasurements>
@@ -62,7 +67,9 @@ def lido_record(
       <{p}eventSet><{p}event><{p}eventType><{p}term>Production</{p}term></{p}eventType>
         <{p}eventActor><{p}displayActorInRole>{escape(maker)}</{p}displayActorInRole></{p}eventActor>
         <{p}eventDate><{p}displayDate>17th century</{p}displayDate></{p}eventDate>
-        <{p}eventMaterialsTech><{p}displayMaterialsTech>tempera, gold leaf</{p}displayMaterialsTech></{p}eventMaterialsTech>
+        <{p}eventMaterialsTech>
+          <{p}displayMaterialsTech>tempera, gold leaf</{p}displayMaterialsTech>
+        </{p}eventMaterialsTech>
       </{p}event></{p}eventSet>
     </{p}eventWrap>
     <{p}objectRelationWrap><{p}subjectWrap><{p}subjectSet>
