@@ -16,6 +16,7 @@ __all__ = ["app", "main"]
 #: named here).
 COMMAND_MODULES = (
     "catalogue",
+    "exchange",
     "search",
     "maintenance",
     "fsck",

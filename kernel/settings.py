@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "AlertSettings",
     "EmbedderSettings",
+    "ExchangeSettings",
     "IndexSettings",
     "MatchSettings",
     "Settings",
@@ -131,6 +132,17 @@ class AlertSettings(BaseModel):
     recheck_workers: int = Field(default=2, ge=1, le=32)
 
 
+class ExchangeSettings(BaseModel):
+    #: Hosts (``name`` or ``name:port``) whose image URLs a LIDO import or OAI-PMH harvest may
+    #: fetch. Empty (default): no URL is fetched, only local files beside a LIDO file, so a
+    #: record cannot make the server reach into a network the operator did not choose.
+    image_hosts: list[str] = Field(default_factory=list)
+    #: Seconds one image download or OAI-PMH page may take, in all.
+    timeout_s: float = Field(default=30.0, gt=0.0, le=600.0)
+    #: Largest OAI-PMH response page read, in bytes (images are held to max_upload_bytes).
+    max_page_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ARTMATCH_",
@@ -146,6 +158,7 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     match: MatchSettings = MatchSettings()
     alerts: AlertSettings = AlertSettings()
+    exchange: ExchangeSettings = ExchangeSettings()
     #: Largest image accepted, in pixels (width x height); larger is refused as a
     #: decompression bomb.
     max_image_pixels: int = Field(default=90_000_000, ge=1)
