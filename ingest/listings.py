@@ -38,7 +38,7 @@ from kernel.enums import LOST_STATUSES
 from kernel.errors import ArtmatchError, InvalidInput
 from kernel.schemas import SearchHit
 from models.images import DecodedImage, decode_image
-from storage.catalogue.alerts import AlertStore
+from storage.catalogue.alerts import AlertRecord, AlertStore
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -102,6 +102,9 @@ class ListingRun:
     checked: int = 0
     hits: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Alerts this run raised (a lost object seen in a listing for the first time), for the
+    #: runner to send to webhooks.
+    new_alerts: list[AlertRecord] = field(default_factory=list)
     #: The manifest's listings and, for each, the identity its check is stored under.
     listings: list[Listing] = field(default_factory=list)
     keys: list[ListingKey] = field(default_factory=list)
@@ -381,7 +384,7 @@ def _check_one(
         for h in result.matches
     ]
     best = result.hits[0] if result.hits else None
-    _keep_for_rechecks(services, listing, source, image, result.matches)
+    _keep_for_rechecks(services, listing, source, image, result.matches, run=run)
     services.catalogue.record_listing_check(
         _record(listing, source, model_version)
         | {
@@ -403,10 +406,12 @@ def _keep_for_rechecks(
     source: str,
     image: DecodedImage,
     matches: Sequence[SearchHit],
+    *,
+    run: ListingRun,
 ) -> None:
     """Keep the photo's features for later re-checks, and each match as a sighting (and
-    an alert for its subscribers). Before the check itself is recorded: a listing stored as
-    checked always has its features."""
+    an alert for its subscribers, kept on ``run``). Before the check itself is recorded: a
+    listing stored as checked always has its features."""
     store = AlertStore(services.catalogue.engine)
     try:
         keep_listing_features(services, image, store=store)
@@ -424,7 +429,7 @@ def _keep_for_rechecks(
         listed_on=listing.date,
     )
     for match in matches:
-        record_hit(
+        alert = record_hit(
             services,
             store,
             object_id=match.object_id,
@@ -436,6 +441,8 @@ def _keep_for_rechecks(
             ),
             origin="check",
         )
+        if alert is not None:
+            run.new_alerts.append(alert)
 
 
 #: Cells a spreadsheet would read as a formula (OWASP, "CSV injection").

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from engine.services import Services
 from ingest.listings import ListingRun, check_listings, write_report
 from kernel.enums import JobStatus
 from kernel.errors import ArtmatchError
+from storage.catalogue.alerts import AlertRecord
 from storage.catalogue.audit import AuditLog
 from storage.catalogue.jobs import Jobs
 
@@ -96,9 +97,12 @@ class JobRunner:
         workers: int = 1,
         stale: tuple[JobStatus, ...] = (JobStatus.QUEUED, JobStatus.RUNNING),
         lease_s: float = DEFAULT_LEASE_S,
+        on_alerts: Callable[[Sequence[AlertRecord]], None] | None = None,
     ) -> None:
         """``stale``: statuses that, found at start, belong to a process that died (a
-        running job only once its lease of ``lease_s`` seconds has run out)."""
+        running job only once its lease of ``lease_s`` seconds has run out). ``on_alerts``:
+        given the alerts a finished job raised (the webhooks are posted there)."""
+        self._on_alerts = on_alerts
         self._jobs = jobs
         self._services = services
         self._reports_dir = reports_dir
@@ -222,6 +226,11 @@ class JobRunner:
             self._audit(job_id, manifest, None, str(exc))
             return
         self._audit(job_id, manifest, run, None)
+        if self._on_alerts is not None and run.new_alerts:
+            try:
+                self._on_alerts(run.new_alerts)
+            except Exception:  # the alerts are stored and shown; only their posting failed
+                log.exception("job %s: alerts not sent", job_id)
         self._jobs.update_job(
             job_id,
             status=JobStatus.SUCCEEDED,

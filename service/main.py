@@ -19,6 +19,7 @@ from kernel.settings import Settings, WebSettings, get_settings
 from service.errors import document_errors, install_error_handlers
 from service.headers import SecurityHeadersMiddleware
 from service.jobs import JobRunner
+from service.operations.alerts import notify_alerts
 from service.pages import admin as admin_pages
 from service.pages import alerts as alert_pages
 from service.pages import auth as auth_pages
@@ -71,6 +72,7 @@ def create_app(
                 reports_dir=runtime.reports_dir,
                 workers=web.job_workers,
                 lease_s=web.job_lease_s,
+                on_alerts=lambda alerts: notify_alerts(runtime, alerts),
             )
             await run_in_threadpool(jobs.recover)
             runtime.job_runner = jobs

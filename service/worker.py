@@ -21,6 +21,8 @@ from engine.services import Services, build_services
 from kernel.enums import JobStatus
 from kernel.settings import Settings, WebSettings
 from service.jobs import JobRunner, listing_source
+from service.operations.alerts import notify_alerts
+from service.runtime import open_runtime
 from storage.catalogue.jobs import Jobs
 
 __all__ = ["run_worker"]
@@ -42,6 +44,8 @@ def run_worker(
     web = web or WebSettings()
     services = services or build_services(settings)
     jobs = Jobs(services.catalogue.engine)
+    # The accounts, subscriptions and webhooks the alerts of a job are sent by.
+    runtime = open_runtime(settings, web)
     runner = JobRunner(
         jobs=jobs,
         services=lambda: services,
@@ -49,6 +53,7 @@ def run_worker(
         workers=1,
         stale=(JobStatus.RUNNING,),
         lease_s=web.job_lease_s,
+        on_alerts=lambda alerts: notify_alerts(runtime, alerts),
     )
     runner.recover()
     stop = threading.Event()

@@ -57,6 +57,7 @@ __all__ = [
     "close_alerts",
     "earlier_appearances",
     "get_webhook",
+    "notify_alerts",
     "job_earlier_appearances",
     "list_alerts",
     "list_rechecks",
@@ -343,7 +344,7 @@ def _post(url: str, payload: dict[str, object], *, timeout: float) -> None:
         response.read(1024)
 
 
-def _notify(rt: Runtime, alerts: Sequence[AlertRecord]) -> None:
+def notify_alerts(rt: Runtime, alerts: Sequence[AlertRecord]) -> None:
     """POST each new alert to the webhook of every account it is for; a failing webhook is
     logged and skipped (the alert is in the UI all the same)."""
     if not alerts:
@@ -423,7 +424,7 @@ def start_recheck(rt: Runtime, *, object_id: str, actor: str) -> RecheckOut:
                 "new_alerts": [a.id for a in result.new_alerts],
             },
         )
-        _notify(rt, result.new_alerts)
+        notify_alerts(rt, result.new_alerts)
 
     threading.Thread(target=work, name=f"recheck-{object_id}", daemon=True).start()
     return _recheck_out(run)

@@ -207,6 +207,31 @@ def test_subscriptions_filter_alerts_within_what_one_may_read(checked: Api) -> N
     assert r.status_code == 200 and seen(AN) == []
 
 
+def test_a_batch_check_sends_its_new_alerts_to_the_webhooks(
+    checked: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.operations.alerts
+
+    api = checked
+    posted: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+    monkeypatch.setattr(
+        service.operations.alerts,
+        "_post",
+        lambda url, payload, *, timeout: posted.append((url, payload)),
+    )
+    monkeypatch.setattr(service.operations.alerts, "_private_host", lambda host: False)
+    _follow(api, INV, "institution", "Museum A")
+    r = api.as_(INV, "PUT", "/api/v1/alerts/webhook", json={"url": "https://hooks.example/a"})
+    assert r.status_code == 200, r.text
+    _report(api, "A-2", "missing")  # nothing checked shows A-2 yet: no alert
+    assert posted == []
+    job = _check(api, [("L7", 2, 9)], "house-b")  # a new listing showing it
+    assert job["status"] == "succeeded" and job["hits"] == 1, job
+    assert [(u, p["object_id"], p["listing_id"]) for u, p in posted] == [
+        ("https://hooks.example/a", "A-2", "L7")
+    ]
+
+
 def test_pages_show_alerts_sightings_and_earlier_appearances(checked: Api) -> None:
     api = checked
     _follow(api, INV, "institution", "Museum A")
