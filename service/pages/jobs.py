@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from service.deps import MayRunJobs, RuntimeDep
 from service.operations import alerts as alert_ops
+from service.operations import cases
 from service.operations import jobs as ops
 from service.pages.rendering import render
 
@@ -15,7 +16,14 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/jobs", response_class=HTMLResponse, summary="Batch checks (role: analyst)")
 def jobs_page(request: Request, user: MayRunJobs, runtime: RuntimeDep) -> HTMLResponse:
-    return render(request, "jobs.html", user, jobs=ops.list_jobs(runtime, user))
+    return render(
+        request,
+        "jobs.html",
+        user,
+        jobs=ops.list_jobs(runtime, user),
+        # The cases a batch check may be attached to (shared with the analyst to change).
+        cases=cases.writable_cases(runtime, user),
+    )
 
 
 @router.get(

@@ -93,7 +93,7 @@ if (jobForm) jobForm.addEventListener("submit", async (e) => {
   e.preventDefault(); const err = document.getElementById("job-error"); showError(err, "");
   const bar = document.getElementById("job-upload-progress"); bar.hidden = false;
   const fd = new FormData(jobForm);
-  for (const [k, v] of [...fd.entries()]) if (v instanceof File && !v.name) fd.delete(k);
+  for (const [k, v] of [...fd.entries()]) if ((v instanceof File && !v.name) || v === "") fd.delete(k);
   const r = await send("POST", "/api/v1/jobs", fd, (p) => (bar.value = p * 100));
   if (r.status === 202) window.location = `/jobs/${r.data.id}`;
   else { bar.hidden = true; showError(err, (r.data && r.data.message) || `HTTP ${r.status}`); }

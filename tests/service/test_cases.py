@@ -331,7 +331,11 @@ def test_batch_checks_attach_to_a_case(cases_api: Api) -> None:
     r = api.as_(AN, "POST", "/api/v1/jobs", files=files, data={"case_id": str(case["id"])})
     assert r.status_code == 403, r.text
     assert api.as_(AN, "GET", "/api/v1/jobs").json() == []
+    assert 'id="job-case"' not in api.as_(AN, "GET", "/jobs").text
     api.as_(INV, "POST", f"{url}/shares", json={"username": AN, "access": "write"})
+    # the batch-check page offers the case now
+    page = api.as_(AN, "GET", "/jobs").text
+    assert 'id="job-case"' in page and f'value="{case["id"]}"' in page
     r = api.as_(AN, "POST", "/api/v1/jobs", files=files, data={"case_id": str(case["id"])})
     assert r.status_code == 202, r.text
     job = _wait_job(api, r.json()["id"])
