@@ -207,3 +207,59 @@ def test_upload_report_stolen_and_search(
     assert summary.text.startswith("No match")
     assert not browser.find_elements(By.CSS_SELECTOR, ".pair.is-match")
     _shot(browser, "search-no-match")
+
+
+def test_a_case_walked_through(
+    server: str, browser: webdriver.Chrome, photos: dict[str, Path]
+) -> None:
+    """Open a case, search for it, confirm the match, get the signed report and check it.
+    Runs after the test above, which catalogued E2E-1 and reported it stolen."""
+    import pypdfium2
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from engine.reports import verify_document
+
+    wait = WebDriverWait(browser, 60)
+    _login(browser, server, "investigator")
+    browser.get(f"{server}/cases")
+    browser.find_element(By.ID, "case-reference").send_keys("POL-2026-0142")
+    browser.find_element(By.ID, "case-title").send_keys("Still life seized at the border")
+    browser.find_element(By.ID, "case-notes").send_keys("Lot 3 of the seizure of 14 May.")
+    _shot(browser, "case-open")
+    browser.find_element(By.ID, "case-submit").click()
+    wait.until(EC.url_matches(r"/cases/\d+$"))
+    case_id = browser.current_url.rsplit("/", 1)[1]
+
+    browser.get(f"{server}/search?case_id={case_id}")
+    browser.find_element(By.ID, "search-file").send_keys(str(photos["query"]))
+    browser.find_element(By.ID, "search-submit").click()
+    first = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".pair")))
+    assert first.get_attribute("data-object-id") == "E2E-1"
+    _shot(browser, "case-search")
+    browser.find_element(By.ID, "case-link").click()
+    wait.until(EC.url_contains(f"/cases/{case_id}"))
+    row = browser.find_element(By.CSS_SELECTOR, 'tr[data-object-id="E2E-1"]')
+    assert "match" in row.text and "matching points" in row.text
+    row.find_element(By.CSS_SELECTOR, 'button[value="confirmed"]').click()
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, ".badge.decision-confirmed")))
+    _shot(browser, "case-confirmed")
+
+    # The signed report, fetched as the browser would (its session cookie), and checked
+    # against the public key anyone can fetch.
+    cookies = {c["name"]: c["value"] for c in browser.get_cookies()}
+    html = httpx.get(f"{server}/api/v1/cases/{case_id}/report.html", cookies=cookies)
+    pdf = httpx.get(f"{server}/api/v1/cases/{case_id}/report.pdf", cookies=cookies, timeout=60)
+    assert html.status_code == 200 and pdf.status_code == 200, (html.text, pdf.text)
+    pem = httpx.get(f"{server}/api/v1/reports/public-key").json()["pem"]
+    public = load_pem_public_key(pem.encode())
+    for document in (html.content, pdf.content):
+        verdict = verify_document(document, public)  # type: ignore[arg-type]
+        assert verdict.valid, verdict.reason
+    tampered = html.content.replace(b"E2E-1", b"E2E-9", 1)
+    assert not verify_document(tampered, public).valid  # type: ignore[arg-type]
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "case-report.html").write_bytes(html.content)
+    browser.get((ARTIFACTS / "case-report.html").as_uri())
+    _shot(browser, "case-report-html")
+    page = pypdfium2.PdfDocument(pdf.content)[0]
+    page.render(scale=1.2).to_pil().save(ARTIFACTS / "case-report-pdf-page1.png")
