@@ -156,6 +156,48 @@ def set_status(
     out.print(
         f"{obj.object_id} is now {obj.status.value}" + (f" (ref {reference})" if reference else "")
     )
+    _after_status(ctx, obj.object_id, obj.status)
+
+
+def _after_status(ctx: typer.Context, object_id: str, status: ObjectStatus) -> None:
+    """What the service does on a new status, here and now: a loss re-checks every listing
+    already checked (alerts, webhooks); a recovery closes the object's alerts."""
+    from kernel.enums import LOST_STATUSES
+    from kernel.settings import WebSettings
+    from service.operations import alerts
+    from service.runtime import open_runtime
+    from storage.catalogue.alerts import AlertStore
+
+    if status not in LOST_STATUSES and status is not ObjectStatus.RECOVERED:
+        return
+    runtime = open_runtime(settings_of(ctx), WebSettings())
+    try:
+        if status is ObjectStatus.RECOVERED:
+            closed = alerts.close_alerts(
+                runtime, object_id=object_id, actor=cli_actor(), reason="recovered"
+            )
+            out.print(f"{closed} open alert(s) of {object_id} closed")
+            return
+        run = AlertStore(runtime.catalogue.engine).start_recheck(
+            object_id=object_id, requested_by=cli_actor()
+        )
+        services = open_services(ctx)
+        try:
+            with err.status(f"Re-checking the listings already checked for {object_id}..."):
+                done = alerts.finish_recheck(
+                    runtime, services, run=run, object_id=object_id, actor=cli_actor()
+                )
+        finally:
+            services.close()
+    finally:
+        runtime.catalogue.close()
+    if done.status != "succeeded":
+        err.print(f"[red]re-check failed[/] {done.error}", highlight=False)
+        raise typer.Exit(1)
+    out.print(
+        f"re-checked {done.listings} listing(s) in {done.seconds or 0:.1f} s: "
+        f"{done.hits} showing {object_id}, {done.new_alerts} new alert(s)"
+    )
 
 
 def _audit_photos(

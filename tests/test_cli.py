@@ -214,3 +214,27 @@ def test_a_search_in_a_fresh_process_is_logged_and_chained(
     assert searched.returncode == 0, searched.stderr
     verified = _artmatch(home, "audit", "verify")
     assert verified.returncode == 0 and "chain intact: 2 entries" in verified.stdout
+
+
+def test_a_theft_recorded_on_the_command_line_re_checks_the_listings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARTMATCH_EMBEDDER__NAME", "fake")
+    home = tmp_path / "home"
+    art = textured_object(8)
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(art))
+    assert _run(home, "add-photo", "OBJ-A", str(tmp_path / "a.jpg")).exit_code == 0
+    listings = tmp_path / "listings"
+    listings.mkdir()
+    (listings / "l1.jpg").write_bytes(jpeg_bytes(photographed(art, seed=4)))
+    (listings / "m.csv").write_text("listing_id,image\nL1,l1.jpg\n")
+    checked = _run(home, "check-listings", str(listings / "m.csv"))
+    assert checked.exit_code == 0 and "0 new hit(s)" in checked.output, checked.output
+    stolen = _run(home, "set-status", "OBJ-A", "stolen")
+    assert stolen.exit_code == 0, stolen.output
+    assert "re-checked 1 listing(s)" in stolen.output
+    assert "1 showing OBJ-A, 1 new alert(s)" in stolen.output
+    again = _run(home, "set-status", "OBJ-A", "missing")  # the same listing: no second alert
+    assert "1 showing OBJ-A, 0 new alert(s)" in again.output, again.output
+    recovered = _run(home, "set-status", "OBJ-A", "recovered")
+    assert "1 open alert(s) of OBJ-A closed" in recovered.output, recovered.output

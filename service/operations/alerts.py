@@ -56,6 +56,7 @@ __all__ = [
     "alert_count",
     "close_alerts",
     "earlier_appearances",
+    "finish_recheck",
     "get_webhook",
     "notify_alerts",
     "job_earlier_appearances",
@@ -390,44 +391,58 @@ def _services(rt: Runtime) -> Services:
 
 def start_recheck(rt: Runtime, *, object_id: str, actor: str) -> RecheckOut:
     """Search every checked listing again for ``object_id`` in a background thread."""
-    store = _store(rt)
-    run = store.start_recheck(object_id=object_id, requested_by=actor)
-
-    def work() -> None:
-        try:
-            services = _services(rt)
-            result = recheck_object(
-                services, object_id, store=store, workers=rt.settings.alerts.recheck_workers
-            )
-        except Exception as exc:  # noqa: BLE001 (recorded on the run for the caller to see)
-            log.exception("re-check of %s failed", object_id)
-            message = str(exc) if isinstance(exc, ArtmatchError) else "internal error; see the log"
-            store.finish_recheck(run.id, status="failed", error=message)
-            return
-        done = store.finish_recheck(
-            run.id,
-            status="succeeded",
-            listings=result.listings,
-            without_features=result.without_features,
-            hits=len(result.hits),
-            new_alerts=len(result.new_alerts),
-            seconds=round(result.seconds, 3),
-        )
-        rt.audit.append(
-            actor=actor,
-            action="recheck",
-            subject=f"object {object_id}",
-            details={
-                "recheck": done.id,
-                "listings": done.listings,
-                "hits": done.hits,
-                "new_alerts": [a.id for a in result.new_alerts],
-            },
-        )
-        notify_alerts(rt, result.new_alerts)
-
-    threading.Thread(target=work, name=f"recheck-{object_id}", daemon=True).start()
+    run = _store(rt).start_recheck(object_id=object_id, requested_by=actor)
+    threading.Thread(
+        target=lambda: finish_recheck(rt, None, run=run, object_id=object_id, actor=actor),
+        name=f"recheck-{object_id}",
+        daemon=True,
+    ).start()
     return _recheck_out(run)
+
+
+def finish_recheck(
+    rt: Runtime,
+    services: Services | None,
+    *,
+    run: RecheckRecord,
+    object_id: str,
+    actor: str,
+) -> RecheckRecord:
+    """Run the re-check ``run`` (of `AlertStore.start_recheck`) with ``services`` (None: the
+    service's, once loaded), record its outcome, chain it, and send its new alerts to the
+    webhooks. A failure is recorded on the run, never raised."""
+    store = _store(rt)
+    try:
+        services = services or _services(rt)
+        result = recheck_object(
+            services, object_id, store=store, workers=rt.settings.alerts.recheck_workers
+        )
+    except Exception as exc:  # noqa: BLE001 (recorded on the run for the caller to see)
+        log.exception("re-check of %s failed", object_id)
+        message = str(exc) if isinstance(exc, ArtmatchError) else "internal error; see the log"
+        return store.finish_recheck(run.id, status="failed", error=message)
+    done = store.finish_recheck(
+        run.id,
+        status="succeeded",
+        listings=result.listings,
+        without_features=result.without_features,
+        hits=len(result.hits),
+        new_alerts=len(result.new_alerts),
+        seconds=round(result.seconds, 3),
+    )
+    rt.audit.append(
+        actor=actor,
+        action="recheck",
+        subject=f"object {object_id}",
+        details={
+            "recheck": done.id,
+            "listings": done.listings,
+            "hits": done.hits,
+            "new_alerts": [a.id for a in result.new_alerts],
+        },
+    )
+    notify_alerts(rt, result.new_alerts)
+    return done
 
 
 def close_alerts(rt: Runtime, *, object_id: str, actor: str, reason: str) -> int:
