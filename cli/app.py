@@ -35,7 +35,10 @@ __all__ = [
 #: Commands that start a new data directory when ``--home`` names one that does not exist yet
 #: (`serve` only with ``--demo``). Every other command refuses a missing ``--home``: a typo
 #: there used to create an empty catalogue and answer "no match" from it.
-HOME_CREATING_COMMANDS = frozenset({"import-catalogue", "add-photo", "create-admin", "serve"})
+HOME_CREATING_COMMANDS = frozenset(
+    # import-lido and harvest-oai (issue 12, exchange) import into a new home like import-catalogue.
+    {"import-catalogue", "import-lido", "harvest-oai", "add-photo", "create-admin", "serve"}
+)
 _MISSING_HOME = "artmatch.missing_home"
 
 app = typer.Typer(

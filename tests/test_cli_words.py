@@ -58,6 +58,13 @@ def test_a_missing_home_is_refused_not_created(
 def test_serve_without_demo_refuses_a_missing_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import uvicorn
+
+    def never(*_a: object, **_k: object) -> None:
+        raise AssertionError("serve started a server on a missing home")
+
+    # Were the refusal gone, the test fails here instead of serving until killed.
+    monkeypatch.setattr(uvicorn, "run", never)
     home = tmp_path / "typo"
     code, output = _main(monkeypatch, capsys, "--home", str(home), "serve")
     assert code != 0
