@@ -92,7 +92,8 @@ def _root(
         typer.Option(
             "--create-home",
             help="Create the --home directory if it does not exist (import-catalogue, "
-            "add-photo, create-admin and serve --demo do without asking).",
+            "import-lido, harvest-oai, add-photo, create-admin and serve --demo do without "
+            "asking).",
         ),
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
@@ -130,6 +131,8 @@ def output_file(path: Path, *, option: str) -> Path:
     if path.is_dir():
         raise InvalidInput(f"{option} {path}: is a directory; name a file in it")
     folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInput(f"{option} {path}: {folder} is not a folder")
     if not folder.is_dir():
         raise InvalidInput(f"{option} {path}: folder {folder} does not exist")
     _probe(folder, option=option, path=path)

@@ -176,7 +176,12 @@ def test_check_listings_refuses_a_report_it_cannot_write(
         str(stem),
     )
     assert code != 0
-    _one_line_error(output, "--out", str(stem))
+    reason = {
+        "missing folder": "does not exist",
+        "unwritable folder": "cannot write",
+        "file as folder": "is not a folder",
+    }[where]
+    _one_line_error(output, "--out", str(stem), reason)
 
 
 def test_search_refuses_an_evidence_folder_it_cannot_use(
