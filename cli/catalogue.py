@@ -35,7 +35,11 @@ def import_catalogue(
     from ingest.catalogue_csv import RowError, iter_items, read_catalogue_csv
     from ingest.photos import Outcome, ingest_photos
 
-    parsed = read_catalogue_csv(csv_file, institution=institution)
+    try:
+        parsed = read_catalogue_csv(csv_file, institution=institution)
+    except OSError as exc:
+        # A directory, or a file the reader could not open: one line, not a traceback.
+        raise InvalidInput(f"{csv_file}: cannot read file ({exc.strerror or exc})") from None
     if parsed.ignored_columns:
         err.print(f"[yellow]ignored unknown column(s): {', '.join(parsed.ignored_columns)}")
     bad = [r for r in parsed.rows if isinstance(r, RowError)]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.app import app, err, open_services, out, progress_bar, settings_of
+from cli.app import app, err, open_services, out, output_file, progress_bar, settings_of
 from cli.audit import cli_actor
 from cli.catalogue import _audit_photos, parse_status
 from kernel.errors import InvalidInput
@@ -158,6 +158,7 @@ def export(
     except ValueError:
         raise InvalidInput(f"unknown format {fmt!r}; choose lido, csv or json") from None
     statuses = [parse_status(s) for s in status or []]
+    output_file(out_file, option="OUT")
     settings = settings_of(ctx)
     if not Path(settings.database_url.removeprefix("sqlite:///")).exists() and (
         settings.database_url.startswith("sqlite:///")

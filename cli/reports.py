@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.app import app, err, open_services, out, settings_of
+from cli.app import app, err, open_services, out, output_file, settings_of
 from cli.audit import cli_actor
 from kernel.errors import InvalidInput
 
@@ -45,7 +45,10 @@ def make(
         raise InvalidInput("search ids are positive integers")
     if title is not None and len(title) > 500:
         raise InvalidInput("--title: at most 500 characters")
-    path = output or Path(f"artmatch-search-{search_ids[0]}.{'html' if html else 'pdf'}")
+    path = output_file(
+        output or Path(f"artmatch-search-{search_ids[0]}.{'html' if html else 'pdf'}"),
+        option="--out",
+    )
     settings = settings_of(ctx)
     key = load_signing_key(settings.report_key_file)
     services = open_services(ctx)

@@ -6,9 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
-from cli.app import app, err, open_services, out, progress_bar
+from cli.app import app, err, open_services, out, output_file, output_folder, progress_bar
 from cli.audit import cli_actor
 from cli.catalogue import parse_status
 from kernel.enums import Decision
@@ -59,6 +62,8 @@ def search(
         data = photo.read_bytes()
     except OSError as exc:
         raise InvalidInput(f"{photo}: cannot read file ({exc.strerror or exc})") from None
+    if evidence is not None:
+        output_folder(evidence, option="--evidence")
     services = open_services(ctx)
     try:
         image = decode_image(data, source=str(photo), max_pixels=services.settings.max_image_pixels)
@@ -99,37 +104,37 @@ def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
         + (f" ({', '.join(result.statuses)})" if result.statuses else "")
         + (f" of {', '.join(result.institutions)}" if result.institutions else "")
     )
+    # Fits an 80-column terminal: no borders, no rank column (the order is the rank), the
+    # title under the object id instead of a column of its own. Only text wraps; the object
+    # id, decision and confidence are never cut to "…", they are what is read.
     table = Table(
         title=f"{name}: {searched} searched, index v{result.index_version}, "
-        f"{result.threshold_on} threshold {result.threshold:.3g}"
+        f"{result.threshold_on} threshold {result.threshold:.3g}",
+        box=None,
+        pad_edge=False,
+        header_style="bold underline",
     )
-    columns = (
-        "#",
-        "object",
-        "confidence",
-        "similarity",
-        "inliers",
-        "decision",
-        "status",
-        "title",
-        "region",
-    )
-    for col in columns:
-        table.add_column(col)
+    table.add_column("object / title", overflow="fold", ratio=1)
+    for col in ("decision", "confidence", "similarity", "inliers", "status"):
+        table.add_column(col, no_wrap=True)
     for h in result.hits:
+        label: RenderableType = Text(h.object_id, style="bold", overflow="fold")
+        if h.title:
+            label = Group(label, Padding(Text(h.title, style="dim", overflow="fold"), (0, 0, 0, 2)))
         table.add_row(
-            str(h.rank),
-            h.object_id,
+            label,
+            _DECISION_WORDS[h.decision],
             # A confidence below the threshold proves nothing: shown for matches only.
             confidence_text(h.confidence) if h.is_match and h.confidence is not None else "",
             f"{h.similarity:.3f}",
             "" if h.inliers is None else str(h.inliers),
-            _DECISION_WORDS[h.decision],
             h.status.value,
-            h.title or "",
-            "" if h.region is None else ",".join(map(str, h.region)),
         )
-    out.print(table)
+    # soft_wrap=False: `out` soft-wraps, and the table's title must wrap to the width too.
+    out.print(table, soft_wrap=False)
+    for h in result.matches:
+        if h.region is not None:
+            out.print(f"{h.object_id}: matched region {','.join(map(str, h.region))} (x0,y0,x1,y1)")
     for region in result.regions:
         if region.also:
             out.print(
@@ -156,7 +161,10 @@ def _write_evidence(services, image, result, directory: Path) -> list[Path]:  # 
     paths = []
     for hit in result.matches:
         path = directory / f"evidence_{result.query_sha256[:12]}_{hit.rank:02d}_{hit.object_id}.png"
-        path.write_bytes(evidence_png(services, image, hit))
+        try:
+            path.write_bytes(evidence_png(services, image, hit))
+        except OSError as exc:
+            raise InvalidInput(f"--evidence {path}: cannot write ({exc.strerror or exc})") from None
         paths.append(path)
     return paths
 
@@ -186,6 +194,11 @@ def check_listings(
     from ingest.listings import read_manifest, write_report
 
     total = len(read_manifest(manifest))  # fail on a malformed manifest before loading the model
+    stem = out_stem or manifest.with_name(manifest.stem + ".hits")
+    # Both report files checked now, not after the run: an hour of checks must not end in an
+    # error about the report's folder.
+    for suffix in (".csv", ".json"):
+        output_file(stem.with_name(stem.name + suffix), option="--out")
     services = open_services(ctx)
     try:
         with progress_bar() as progress:
@@ -197,8 +210,14 @@ def check_listings(
                 on_progress=lambda n, _t: progress.update(task, completed=n),
             )
         _audit_run(services, manifest, run)
-        stem = out_stem or manifest.with_name(manifest.stem + ".hits")
-        csv_path, json_path = write_report(services, run, stem)
+        try:
+            csv_path, json_path = write_report(services, run, stem)
+        except OSError as exc:
+            # The checks are stored: a re-run with another --out writes the report only.
+            raise InvalidInput(
+                f"--out {stem}: cannot write the report ({exc.strerror or exc}); the checks are "
+                "kept, run again with another --out"
+            ) from None
     finally:
         services.catalogue.close()
     for message in run.errors:

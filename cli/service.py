@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cli.app import app, settings_of
+from cli.app import app, output_file, require_home, settings_of
+from kernel.errors import InvalidInput
 from kernel.settings import Settings
 
 __all__ = ["create_admin", "create_token", "prune_uploads", "serve", "worker"]
@@ -97,6 +98,8 @@ def serve(
 
     from service.main import create_app
 
+    if not demo:
+        require_home(ctx)
     settings = settings_of(ctx)
     accounts = _accounts(settings)
     password = None
@@ -187,6 +190,8 @@ def create_token(
 
     from service.security import new_token
 
+    if out is not None:
+        output_file(out, option="--out")
     accounts = _accounts(settings_of(ctx))
     account = accounts.by_username(username)
     if account is None:
@@ -207,8 +212,13 @@ def create_token(
         details={"token_id": token_id, "name": name, "for": username, "via": "cli"},
     )
     if out:
-        out.write_text(token + "\n", encoding="utf-8")
-        out.chmod(0o600)
+        try:
+            # Made private before the token is written: never readable by others, even briefly.
+            out.touch(mode=0o600)
+            out.chmod(0o600)
+            out.write_text(token + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"--out {out}: cannot write ({exc.strerror or exc})") from None
         typer.echo(f"token for {username} written to {out}")
     else:
         typer.echo(token)

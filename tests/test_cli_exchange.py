@@ -99,7 +99,7 @@ def test_bad_arguments_are_one_line(settings: Settings, tmp_path: Path) -> None:
         ("export", "--format", "pdf", str(tmp_path / "x")): "unknown format",
         ("export", "--status", "lost", str(tmp_path / "x")): "unknown status",
         ("export", str(tmp_path / "empty")): "is a directory",
-        ("export", str(tmp_path / "nowhere" / "x.xml")): "no such directory",
+        ("export", str(tmp_path / "nowhere" / "x.xml")): "does not exist",
         ("harvest-oai", "ftp://example.org/oai"): "not an http(s) URL",
     }
     for args, words in cases.items():

@@ -47,6 +47,7 @@ def test_report_make_and_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
     # checked against another installation's key: not ours
     other = tmp_path / "other"
+    other.mkdir()
     result = _run(other, "report", "verify", str(html))
     assert result.exit_code == 1 and "different key" in result.output
 

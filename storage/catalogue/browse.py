@@ -13,6 +13,7 @@ from sqlalchemy import func, or_, select
 from kernel.enums import ObjectStatus
 from kernel.errors import Conflict, NotFound
 from kernel.schemas import ObjectPublic
+from kernel.text import fold_variants
 from storage.catalogue.accounts import Account
 from storage.catalogue.orm import CatalogueObject, Institution, Photo
 from storage.catalogue.records import (
@@ -90,20 +91,16 @@ class CatalogueQueries(Repository):
             # No field holds a NUL (PostgreSQL cannot store one), and SQLite's LIKE would end
             # the pattern there: "%\0%" became "%", which matched every object.
             return [], 0
-        if text:
-            pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        variants = fold_variants(text) if text else []
+        if text and text.strip() and not variants:
+            # Nothing searchable is left once folded (zero-width marks alone): no field holds it.
+            return [], 0
+        if variants:
+            # Both sides folded (`kernel.text`): script, case and diacritics do not matter, and
+            # the stored side was folded on write. A Cyrillic query has several Latin spellings.
             where.append(
                 or_(
-                    *(
-                        col.ilike(pattern, escape="\\")
-                        for col in (
-                            CatalogueObject.object_id,
-                            CatalogueObject.title,
-                            CatalogueObject.maker,
-                            CatalogueObject.inscriptions_markings,
-                            CatalogueObject.description,
-                        )
-                    )
+                    *(CatalogueObject.search_text.like(_contains(v), escape="\\") for v in variants)
                 )
             )
         photo_count = (
@@ -188,3 +185,8 @@ class CatalogueQueries(Repository):
             record = photo_record(row)
             session.delete(row)
             return record
+
+
+def _contains(folded: str) -> str:
+    """A LIKE pattern finding ``folded`` anywhere, its wildcards taken literally."""
+    return "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

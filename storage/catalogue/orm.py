@@ -19,11 +19,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from kernel.enums import ObjectStatus
+from kernel.text import search_text
 
 __all__ = [
     "Base",
@@ -33,6 +35,7 @@ __all__ = [
     "ListingCheck",
     "LocalFeatureSet",
     "Photo",
+    "SEARCHED_FIELDS",
     "StatusEvent",
     "enum_type",
     "utcnow",
@@ -87,6 +90,9 @@ class CatalogueObject(Base):
     )
     loss_date: Mapped[dt.date | None] = mapped_column(Date)
     loss_reference: Mapped[str | None] = mapped_column(String(500))
+    #: `SEARCHED_FIELDS` folded (`kernel.text.search_text`), kept by `_fold_search_text` on
+    #: every write so a text search compares with one column instead of folding every row.
+    search_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -99,6 +105,18 @@ class CatalogueObject(Base):
     history: Mapped[list[StatusEvent]] = relationship(
         back_populates="object", cascade="all, delete-orphan", order_by="StatusEvent.id"
     )
+
+
+#: The fields a text search looks in (migration 0010 folds the same ones).
+SEARCHED_FIELDS = ("object_id", "title", "maker", "inscriptions_markings", "description")
+
+
+@event.listens_for(CatalogueObject, "before_insert")
+@event.listens_for(CatalogueObject, "before_update")
+def _fold_search_text(_mapper: object, _connection: object, target: CatalogueObject) -> None:
+    # A mapper event, not code in each repository: every ORM write path (upserts, edits,
+    # imports written by other modules) keeps the folded column in step.
+    target.search_text = search_text(getattr(target, f) for f in SEARCHED_FIELDS)
 
 
 class StatusEvent(Base):
