@@ -2,8 +2,8 @@
 
 The pages load only their own script and stylesheet (`/static`), images from the API and the
 query preview as a ``data:`` URL, and post forms and fetches back to the service; the policy
-allows exactly that. The API docs page (Swagger UI) loads its script and stylesheet from a CDN
-with an inline bootstrap, so it gets a policy of its own.
+allows exactly that. The API docs page (Swagger UI, served from the service itself so that it
+works offline) starts with an inline bootstrap script, so it gets a policy of its own.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ APP_POLICY = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-#: Swagger UI as FastAPI serves it: scripts and styles from jsDelivr, an inline bootstrap
-#: script, and the FastAPI logo.
+#: Swagger UI from the service's own files (`service.main`): an inline bootstrap script and
+#: inline styles; nothing from another host.
 DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "img-src 'self' data: https://fastapi.tiangolo.com; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
 )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
@@ -96,18 +97,20 @@ def create_app(
         version="1",
         summary="Match photos of seized artworks against museum catalogues.",
         lifespan=lifespan,
-        docs_url="/api/docs",
+        # Served below from the swagger-ui-bundle package: no CDN, so the docs work offline.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
     app.add_middleware(BodyLimitMiddleware, limit=web.max_request_bytes)
     # Added last, so outermost of ours: the body limit's 413 carries the headers too.
     app.add_middleware(
-        SecurityHeadersMiddleware, docs_path=app.docs_url, hsts_seconds=web.hsts_seconds
+        SecurityHeadersMiddleware, docs_path=DOCS_PATH, hsts_seconds=web.hsts_seconds
     )
     install_error_handlers(app)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _serve_docs(app)
     for api in (
         health,
         accounts,
@@ -133,3 +136,27 @@ def create_app(
     ):
         app.include_router(pages.router)
     return app
+
+
+DOCS_PATH = "/api/docs"
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """Swagger UI at `DOCS_PATH`, its script and stylesheet from the installed
+    swagger-ui-bundle package rather than a CDN: a police network may have no internet."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(
+        f"{DOCS_PATH}/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets"
+    )
+
+    @app.get(DOCS_PATH, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=str(app.openapi_url),
+            title="artmatch API",
+            swagger_js_url=f"{DOCS_PATH}/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_PATH}/assets/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
