@@ -49,7 +49,7 @@ def import_catalogue(
         with progress_bar() as progress:
             task = progress.add_task("Importing photos", total=len(items))
             outcomes = ingest_photos(services, items, on_outcome=lambda _: progress.advance(task))
-        _audit_photos(services, "catalogue_import", csv_file.name, outcomes)
+        audit_photos(services, "catalogue_import", csv_file.name, outcomes)
     finally:
         services.close()
     counts = {o: sum(x.outcome is o for x in outcomes) for o in Outcome}
@@ -101,7 +101,7 @@ def add_photo(
     services = open_services(ctx)
     try:
         outcomes = ingest_photos(services, items)
-        _audit_photos(services, "photo_add", object_id, outcomes)
+        audit_photos(services, "photo_add", object_id, outcomes)
     finally:
         services.close()
     for o in outcomes:
@@ -204,7 +204,7 @@ def _after_status(ctx: typer.Context, object_id: str, status: ObjectStatus) -> N
     )
 
 
-def _audit_photos(
+def audit_photos(
     services: Services, action: str, subject: str, outcomes: list[IngestOutcome]
 ) -> None:
     """Chain who added which photos to which objects, as the web service does for uploads."""

@@ -9,7 +9,7 @@ import typer
 
 from cli.app import app, err, open_services, out, output_file, progress_bar, settings_of
 from cli.audit import cli_actor
-from cli.catalogue import _audit_photos, parse_status
+from cli.catalogue import audit_photos, parse_status
 from kernel.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def import_lido(
         with progress_bar() as progress:
             task = progress.add_task("Importing photos", total=len(items))
             outcomes = ingest_photos(services, items, on_outcome=lambda _: progress.advance(task))
-        _audit_photos(services, "lido_import", source.name, outcomes)
+        audit_photos(services, "lido_import", source.name, outcomes)
     finally:
         services.close()
     if _report(bad, outcomes):
@@ -116,7 +116,7 @@ def harvest_oai(
                 f"page {page.number}: {r.records} record(s) so far", highlight=False
             ),
         )
-        _audit_photos(services, "oai_harvest", url, result.outcomes)
+        audit_photos(services, "oai_harvest", url, result.outcomes)
     finally:
         services.close()
     if result.deleted:

@@ -145,6 +145,8 @@ class SearchResult(BaseModel):
     model: str
     index_version: int
     objects_searched: int
+    #: Catalogue photos the search could find (those the filters allow; None: not counted).
+    photos_searched: int | None = None
     #: Keypoints of the query photo used for pairwise verification (None without it).
     query_keypoints: int | None = None
     statuses: list[ObjectStatus] | None

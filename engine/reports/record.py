@@ -30,14 +30,8 @@ def matcher_version() -> str:
 
 def search_record(services: Services, result: SearchResult) -> SearchRecord:
     """The record of ``result`` at this moment (counts are taken now, with the search)."""
-    if result.statuses or result.institutions:
-        photos = len(
-            services.catalogue.photo_ids_where(
-                statuses=result.statuses, institutions=result.institutions
-            )
-        )
-    else:
-        photos = services.index.size
+    # Counted by the search itself (its filter's photo ids), not by a second query.
+    photos = result.photos_searched if result.photos_searched is not None else services.index.size
     coverage = SearchCoverage(
         statuses=[str(s) for s in result.statuses] if result.statuses else None,
         institutions=list(result.institutions) if result.institutions else None,

@@ -125,6 +125,7 @@ def search(
         objects_searched=catalogue.count_objects_where(
             statuses=statuses, institutions=institutions
         ),
+        photos_searched=index.size if allowed is None else len(allowed),
         statuses=list(statuses) if statuses else None,
         institutions=list(institutions) if institutions else None,
         hits=hits,
