@@ -27,6 +27,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from kernel.errors import InvalidInput
+from storage.index.filters import IdFilter
 
 __all__ = [
     "IndexMeta",
@@ -88,9 +89,10 @@ class VectorIndex(Protocol):
     def remove(self, ids: Sequence[int] | np.ndarray) -> int: ...
 
     def search(
-        self, queries: np.ndarray, k: int, *, allowed_ids: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, *, allowed_ids: IdFilter | np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each ``(len(queries), k)``; missing slots have id -1."""
+        """(scores, ids), each ``(len(queries), k)``; missing slots have id -1. With
+        ``allowed_ids`` (an `IdFilter`, reused across queries, or plain ids) only those."""
 
     def save(self) -> None:
         """Persist the index where it was created or loaded from (if it persists at all)."""

@@ -24,6 +24,7 @@ import numpy as np
 from kernel.errors import IndexNotReady
 from storage.files import atomic_write, file_lock
 from storage.index.base import IndexMeta, check_batch, index_stem, saved_catalogue_version
+from storage.index.filters import IdFilter, as_filter
 from storage.index.registry import register_index
 
 __all__ = ["FaissVectorIndex"]
@@ -86,17 +87,21 @@ class FaissVectorIndex:
         return removed
 
     def search(
-        self, queries: np.ndarray, k: int, *, allowed_ids: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        allowed_ids: IdFilter | np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.meta.dim)
         params = None
-        if allowed_ids is not None:
-            if len(allowed_ids) == 0:
+        allowed = as_filter(allowed_ids)
+        if allowed is not None:
+            if len(allowed) == 0:
                 n = len(queries)
                 return np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64)
-            selector = faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
             # SWIG takes ``sel`` as a keyword; the stubs do not list it.
-            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+            params = faiss.SearchParameters(sel=allowed.selector())  # type: ignore[call-arg]
         scores, ids = self._index.search(queries, k, params=params)
         scores[ids < 0] = -np.inf
         return scores, ids

@@ -11,6 +11,7 @@ import numpy as np
 
 from kernel.errors import IndexNotReady
 from storage.index.base import IndexMeta, check_batch
+from storage.index.filters import IdFilter, as_filter
 from storage.index.registry import register_index
 
 __all__ = ["MemoryVectorIndex"]
@@ -55,14 +56,15 @@ class MemoryVectorIndex:
         return removed
 
     def search(
-        self, queries: np.ndarray, k: int, *, allowed_ids: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        allowed_ids: IdFilter | np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.meta.dim)
-        mask = (
-            np.ones(len(self._ids), bool)
-            if allowed_ids is None
-            else np.isin(self._ids, allowed_ids)
-        )
+        allowed = as_filter(allowed_ids)
+        mask = np.ones(len(self._ids), bool) if allowed is None else allowed.mask(self._ids)
         ids, vecs = self._ids[mask], self._vecs[mask]
         out_s = np.full((len(queries), k), -np.inf, np.float32)
         out_i = np.full((len(queries), k), -1, np.int64)
