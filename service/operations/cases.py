@@ -492,7 +492,13 @@ def decision_history(
 
 
 async def case_report(
-    rt: Runtime, services: Services, principal: Principal, *, case_id: int, fmt: ReportFormat
+    rt: Runtime,
+    services: Services,
+    principal: Principal,
+    *,
+    case_id: int,
+    fmt: ReportFormat,
+    language: str | None = None,
 ) -> bytes:
     """The signed report of every search of the case, oldest first: for everyone who may read
     the case (its searches may be others'); logged like every report."""
@@ -508,6 +514,7 @@ async def case_report(
         fmt=fmt,
         title=f"Case {case.reference}: {case.title}",
         case_id=case_id,
+        language=language,
     )
 
 
