@@ -57,7 +57,7 @@ def login(
             status_code=429,
             next=_safe_next(next) or "",
             error=translator_for(request, None).gettext(
-                "Too many failed attempts; try again in %(seconds)s seconds.",
+                "Too many failed logins; try again in %(seconds)s seconds.",
                 seconds=exc.retry_after,
             ),
             username=username,

@@ -173,3 +173,14 @@ def test_reports_are_in_the_language_of_who_generates_them(api: Api) -> None:
     assert '"language": "de"' in r.text  # recorded in the signed facts
     r = api.as_("inv", "GET", f"/api/v1/searches/{search_id}/report.html")
     assert '<html lang="en">' in r.text and '"language": "en"' in r.text
+
+
+def test_the_api_sets_an_accounts_language(api: Api) -> None:
+    accounts = api.as_("admin", "GET", "/api/v1/accounts").json()
+    inv = next(a for a in accounts if a["username"] == "inv")
+    r = api.as_("admin", "PATCH", f"/api/v1/accounts/{inv['id']}", json={"language": "sr_Latn"})
+    assert r.status_code == 200 and r.json()["language"] == "sr_Latn", r.text
+    r = api.as_("admin", "PATCH", f"/api/v1/accounts/{inv['id']}", json={"language": "zz"})
+    assert r.status_code in (400, 422) and "unknown language" in r.json()["message"]
+    r = api.as_("admin", "PATCH", f"/api/v1/accounts/{inv['id']}", json={"language": ""})
+    assert r.status_code == 200 and r.json()["language"] is None

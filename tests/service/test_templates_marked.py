@@ -27,7 +27,8 @@ _HOLE = "\x00"
 # Blocks whose words are the API's (field names an engineer looks up), shown collapsed under
 # "Technical details", and what browsers do not show.
 _SKIPPED = re.compile(
-    r"<(details|table) class=\"technical[^\"]*\">.*?</\1>|<style>.*?</style>|<script[^>]*>.*?</script>|<!--.*?-->",
+    r"<(details|table) class=\"technical[^\"]*\">.*?</\1>"
+    r"|<style>.*?</style>|<script[^>]*>.*?</script>|<!--.*?-->",
     re.S,
 )
 _ATTRIBUTE = re.compile(r"\b(title|placeholder|aria-label|alt)=\"([^\"]*)\"")
