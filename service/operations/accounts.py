@@ -12,7 +12,7 @@ import datetime as dt
 
 from kernel.enums import TokenKind
 from kernel.errors import InvalidInput
-from kernel.i18n import LOCALES
+from kernel.i18n import LOCALES, N_
 from service import policy
 from service.deps import Principal
 from service.policy import Action
@@ -137,7 +137,7 @@ def update_account(
     if account_id == principal.account.id and (
         body.active is False or (body.role is not None and not policy.may(body.role, Action.ADMIN))
     ):
-        raise InvalidInput("an admin cannot lock themselves out; ask another admin")
+        raise InvalidInput(N_("an admin cannot lock themselves out; ask another admin"))
     _check_language(body.language)
     before = rt.accounts.get(account_id)
     role = body.role

@@ -184,3 +184,24 @@ def test_the_api_sets_an_accounts_language(api: Api) -> None:
     assert r.status_code in (400, 422) and "unknown language" in r.json()["message"]
     r = api.as_("admin", "PATCH", f"/api/v1/accounts/{inv['id']}", json={"language": ""})
     assert r.status_code == 200 and r.json()["language"] is None
+
+
+def test_common_error_messages_are_translated_on_pages(api: Api) -> None:
+    r = api.as_(
+        "inv",
+        "POST",
+        "/alerts/webhook",
+        data={"url": "ftp://example.org/x"},
+        headers=HTML | {"Accept-Language": "de"},
+    )
+    assert r.status_code == 422, r.text[:300]
+    assert "Ein Webhook ist eine http://- oder https://-Adresse" in r.text
+    # The API keeps its English message.
+    r = api.as_(
+        "inv",
+        "PUT",
+        "/api/v1/alerts/webhook",
+        json={"url": "ftp://example.org/x"},
+        headers={"Accept-Language": "de"},
+    )
+    assert r.status_code == 422 and r.json()["message"].startswith("a webhook is an http://")
