@@ -12,7 +12,9 @@ built: `models.embedders`). OpenCV keeps its default (one per core) unless the s
 otherwise: the query's SIFT measured faster with both cores.
 
 Set at run time through threadpoolctl, not by environment variables before numpy loads: the
-settings are only known once numpy is already imported (pydantic imports it).
+settings are only known once numpy is already imported. OpenBLAS takes the limit only from the
+process's main thread (measured: a call from another thread is ignored), so the entry points
+call this where they start, in the main thread.
 """
 
 from __future__ import annotations

@@ -62,6 +62,9 @@ def create_app(
 ) -> FastAPI:
     """The artmatch web app; ``embedder`` overrides the configured one (tests use a fake)."""
     web = web or WebSettings()
+    # Here, in the thread that builds the app (OpenBLAS ignores a limit set from another
+    # thread, and a test client runs the lifespan in one), and again in the lifespan.
+    configure_threads((settings or get_settings()).threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
