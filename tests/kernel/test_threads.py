@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 from typer.testing import CliRunner
 
 from cli.main import app as cli_app
+from engine.services import Services
 from kernel.settings import Settings, ThreadSettings
 from kernel.threads import blas_threads, configure_threads
 from models.embedders import FakeEmbedder
@@ -47,8 +48,10 @@ def test_the_service_starts_with_one_blas_thread(
         assert _threads() == {1}
 
 
-def test_the_worker_starts_with_one_blas_thread(two_blas_threads: None, settings: Settings) -> None:
-    run_worker(settings, once=True)
+def test_the_worker_starts_with_one_blas_thread(
+    two_blas_threads: None, settings: Settings, services: Services
+) -> None:
+    run_worker(settings, once=True, services=services)
     assert _threads() == {1}
 
 
