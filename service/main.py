@@ -16,12 +16,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from kernel.i18n import install_jinja
 from kernel.settings import Settings, WebSettings, get_settings
 from kernel.threads import configure_threads
 from service.errors import document_errors, install_error_handlers
 from service.headers import SecurityHeadersMiddleware
 from service.jobs import JobRunner
 from service.operations.alerts import notify_alerts
+from service.pages import account as account_pages
 from service.pages import admin as admin_pages
 from service.pages import alerts as alert_pages
 from service.pages import auth as auth_pages
@@ -115,6 +117,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
+    install_jinja(app.state.templates.env)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _serve_docs(app)
     for api in (
@@ -133,6 +136,7 @@ def create_app(
         app.include_router(api.router)
     for pages in (
         auth_pages,
+        account_pages,
         catalogue_pages,
         search_pages,
         job_pages,

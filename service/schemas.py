@@ -94,6 +94,8 @@ class AccountUpdate(BaseModel):
     institution: str | None = Field(default=None, min_length=1, max_length=200)
     password: str | None = Field(default=None, min_length=10, max_length=200)
     active: bool | None = None
+    #: The pages' and reports' language (a `kernel.i18n.LOCALES` code); "" follows the browser.
+    language: str | None = Field(default=None, max_length=20)
 
 
 class AccountPublic(AccountBase):
@@ -101,6 +103,7 @@ class AccountPublic(AccountBase):
     username: str
     active: bool
     created_at: dt.datetime
+    language: str | None = None
 
 
 class Whoami(AccountPublic):

@@ -20,6 +20,7 @@ from engine.evidence import photo_evidence_png, query_blob_key
 from engine.services import Services
 from kernel import __version__
 from kernel.errors import ArtmatchError, NotFound
+from kernel.i18n import translator
 from kernel.schemas import OBJECT_ID_FIELDS, confidence_text
 from models.images import decode_image, make_thumbnail
 from storage.catalogue.search_log import SearchLog, SearchLogRecord, StoredHit
@@ -68,9 +69,11 @@ def build_report(
     *,
     generated_by: str,
     title: str | None = None,
+    language: str | None = None,
 ) -> ReportContent:
-    """The report of ``search_ids`` (one search, or a case's searches); the caller has
-    checked that ``generated_by`` may read each of them."""
+    """The report of ``search_ids`` (one search, or a case's searches), written in
+    ``language`` (`kernel.i18n.LOCALES`; English when None); the caller has checked that
+    ``generated_by`` may read each of them."""
     if not search_ids:
         raise NotFound("a report needs at least one search")
     pictures: dict[str, Picture] = {}
@@ -84,6 +87,8 @@ def build_report(
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "generated_by": generated_by,
         "service_version": __version__,
+        # Signed with the rest: which language the visible text is in.
+        "language": translator(language).locale,
         "searches": searches,
     }
     return ReportContent(facts=facts, pictures=pictures)

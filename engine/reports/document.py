@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from engine.reports.content import ReportContent
 from engine.reports.signing import fingerprint, public_key_pem, sign, signature_valid
+from kernel.i18n import FIELD_LABELS, install_jinja, translator
 from storage.catalogue.audit import canonical_json
 
 __all__ = [
@@ -71,17 +72,27 @@ class Verdict:
 def _templates() -> jinja2.Environment:
     # The template lives beside this module, not in service/templates: the command line
     # renders reports too, and it must not need the web service's package.
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    install_jinja(env)
+    return env
+
+
+def _language(facts: dict[str, Any]) -> dict[str, Any]:
+    """What the template needs to speak the report's language (recorded in its facts, so
+    the signed report says which language it was written in)."""
+    t = translator(facts.get("language"))
+    return {"_translations": t, "html_lang": t.html_lang, "field_labels": FIELD_LABELS}
 
 
 def render_html(content: ReportContent, key: Ed25519PrivateKey) -> SignedReport:
     """The signed HTML report."""
     page = _templates().get_template("report.html")
-    body = page.render(part="body", facts=content.facts, pictures=content.pictures)
+    words = _language(content.facts)
+    body = page.render(part="body", facts=content.facts, pictures=content.pictures, **words)
     body_sha256 = hashlib.sha256(body.encode()).hexdigest()
     payload = canonical_json({"facts": content.facts, "body_sha256": body_sha256})
     content_sha256 = hashlib.sha256(payload.encode()).hexdigest()
@@ -104,6 +115,7 @@ def render_html(content: ReportContent, key: Ed25519PrivateKey) -> SignedReport:
         body=Markup(_BODY_START + body + _BODY_END),
         envelope=envelope,
         embedded=Markup(embedded),
+        **words,
     )
     return SignedReport(
         html=signed,

@@ -12,6 +12,7 @@ import datetime as dt
 
 from kernel.enums import TokenKind
 from kernel.errors import InvalidInput
+from kernel.i18n import LOCALES, N_
 from service import policy
 from service.deps import Principal
 from service.policy import Action
@@ -38,6 +39,7 @@ __all__ = [
     "list_accounts",
     "log_in",
     "log_out",
+    "set_own_language",
     "revoke_own_token",
     "session_account",
     "tokens_of",
@@ -135,7 +137,8 @@ def update_account(
     if account_id == principal.account.id and (
         body.active is False or (body.role is not None and not policy.may(body.role, Action.ADMIN))
     ):
-        raise InvalidInput("an admin cannot lock themselves out; ask another admin")
+        raise InvalidInput(N_("an admin cannot lock themselves out; ask another admin"))
+    _check_language(body.language)
     before = rt.accounts.get(account_id)
     role = body.role
     if (
@@ -150,8 +153,11 @@ def update_account(
         active=body.active,
         role=role,
         institution=body.institution,
+        language=body.language,
     )
     changes: dict[str, object] = {}
+    if body.language is not None and (body.language or None) != before.language:
+        changes["language"] = [before.language, body.language or None]
     if body.active is not None and body.active != before.active:
         changes["active"] = body.active
     if role is not None and role != before.role:
@@ -167,6 +173,18 @@ def update_account(
         details=changes,
     )
     return account_public(account)
+
+
+def _check_language(language: str | None) -> None:
+    if language and language not in LOCALES:
+        raise InvalidInput(f"unknown language {language!r}; choose one of {', '.join(LOCALES)}")
+
+
+def set_own_language(rt: Runtime, principal: Principal, language: str) -> AccountPublic:
+    """The caller's own language for the pages and reports ("" follows the browser again); a
+    preference, not a change of rights, so it is not chained in the audit log."""
+    _check_language(language)
+    return account_public(rt.accounts.update_account(principal.account.id, language=language))
 
 
 def change_own_password(rt: Runtime, principal: Principal, body: PasswordChange) -> None:

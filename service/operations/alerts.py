@@ -29,6 +29,7 @@ from engine.services import Services
 from ingest.recheck import recheck_object
 from kernel.enums import LOST_STATUSES, ObjectStatus
 from kernel.errors import ArtmatchError, InvalidInput, NotFound
+from kernel.i18n import N_
 from service.deps import Principal
 from service.errors import Forbidden
 from service.operations.cases import readable_case
@@ -306,9 +307,9 @@ def _private_host(host: str) -> bool:
 def _check_webhook_url(rt: Runtime, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("a webhook is an http:// or https:// URL with a host")
+        raise InvalidInput(N_("a webhook is an http:// or https:// URL with a host"))
     if parts.username or parts.password:
-        raise InvalidInput("a webhook URL may not carry a user name or password")
+        raise InvalidInput(N_("a webhook URL may not carry a user name or password"))
     if not rt.settings.alerts.webhook_allow_private and _private_host(parts.hostname):
         raise InvalidInput(
             f"{parts.hostname!r} is not a public address (ARTMATCH_ALERTS__WEBHOOK_ALLOW_PRIVATE)"
@@ -489,7 +490,7 @@ def list_rechecks(
 def sightings(rt: Runtime, principal: Principal, object_id: str) -> list[SightingOut]:
     """Where and when an object was seen in listings (callers who may read it)."""
     if not principal.may_on(Action.READ_OBJECTS, rt.queries.object_institution(object_id)):
-        raise NotFound("no such object in the catalogues you may read")
+        raise NotFound(N_("no such object in the catalogues you may read"))
     return [_sighting_out(s) for s in _store(rt).sightings_of(object_id)]
 
 

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.evidence import photo_evidence_png, query_blob_key
 from engine.services import Services
 from kernel.errors import InvalidInput, NotFound
+from kernel.i18n import N_
 from models.images import decode_image, make_thumbnail
 from service import policy
 from service.deps import Principal
@@ -288,7 +289,7 @@ def update_case(rt: Runtime, principal: Principal, case_id: int, body: CaseUpdat
     _case(rt, principal, case_id, write=True)
     changes = body.model_dump(exclude_none=True)
     if not changes:
-        raise InvalidInput("nothing to change: send reference, title or notes")
+        raise InvalidInput(N_("nothing to change: send reference, title or notes"))
     _repo(rt).update_case(case_id, actor=principal.account.username, changes=changes)
     return get_case(rt, principal, case_id)
 
@@ -492,7 +493,13 @@ def decision_history(
 
 
 async def case_report(
-    rt: Runtime, services: Services, principal: Principal, *, case_id: int, fmt: ReportFormat
+    rt: Runtime,
+    services: Services,
+    principal: Principal,
+    *,
+    case_id: int,
+    fmt: ReportFormat,
+    language: str | None = None,
 ) -> bytes:
     """The signed report of every search of the case, oldest first: for everyone who may read
     the case (its searches may be others'); logged like every report."""
@@ -508,6 +515,7 @@ async def case_report(
         fmt=fmt,
         title=f"Case {case.reference}: {case.title}",
         case_id=case_id,
+        language=language,
     )
 
 

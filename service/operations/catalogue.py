@@ -14,6 +14,7 @@ from ingest.duplicates import duplicate_message
 from ingest.photos import Outcome, PhotoItem, ingest_photos, sync_index
 from kernel.enums import ObjectStatus
 from kernel.errors import Conflict, InvalidImage, NotFound
+from kernel.i18n import N_
 from kernel.schemas import ObjectCreate, ObjectPublic, ObjectUpdate, StatusChange
 from service.deps import Principal
 from service.errors import Forbidden
@@ -69,7 +70,7 @@ def photo_out(p: PhotoRecord) -> PhotoOut:
 def _check_read(principal: Principal, institution: str) -> None:
     if not principal.may_on(Action.READ_OBJECTS, institution):
         # Same answer as an unknown id: a registrar learns nothing of other catalogues.
-        raise NotFound("no such object in the catalogues you may read")
+        raise NotFound(N_("no such object in the catalogues you may read"))
 
 
 def _check_manage(principal: Principal, institution: str) -> None:
@@ -115,7 +116,7 @@ def list_objects(
     own = principal.institution_scope
     if own is not None:
         if institutions and set(institutions) != {own}:
-            raise Forbidden("registrars browse their own institution's catalogue only")
+            raise Forbidden(N_("registrars browse their own institution's catalogue only"))
         institutions = [own]
     items, total = rt.queries.list_objects(
         offset=(page - 1) * page_size,

@@ -72,6 +72,7 @@ def signed_report(
     search_ids: Sequence[int],
     title: str | None = None,
     case_id: int | None = None,
+    language: str | None = None,
 ) -> SignedReport:
     """The signed HTML report of ``search_ids`` (blocking: run it off the event loop).
 
@@ -92,6 +93,8 @@ def signed_report(
         search_ids,
         generated_by=principal.account.username,
         title=title,
+        # In the language of whoever generates it: their account's, else their browser's.
+        language=principal.account.language or language,
     )
     report = render_html(content, load_signing_key(rt.settings.report_key_file))
     rt.audit.append(
@@ -118,12 +121,19 @@ async def report_of_searches(
     fmt: ReportFormat,
     title: str | None = None,
     case_id: int | None = None,
+    language: str | None = None,
 ) -> bytes:
     """The report of ``search_ids`` as PDF or HTML bytes (``case_id``: see `signed_report`)."""
 
     def work() -> bytes:
         report = signed_report(
-            rt, services, principal, search_ids=search_ids, title=title, case_id=case_id
+            rt,
+            services,
+            principal,
+            search_ids=search_ids,
+            title=title,
+            case_id=case_id,
+            language=language,
         )
         if fmt is ReportFormat.PDF:
             return render_pdf(report.html)

@@ -11,10 +11,11 @@ from pydantic import ValidationError
 
 from kernel.enums import Role
 from kernel.errors import ArtmatchError
+from kernel.i18n import N_, locale_names
 from service.deps import MayAdminister, MayAudit, Principal, RuntimeDep
 from service.errors import status_of
 from service.operations import accounts, searches
-from service.pages.rendering import render
+from service.pages.rendering import WORDS, render, translator_for
 from service.schemas import AccountUpdate
 
 router = APIRouter(include_in_schema=False)
@@ -94,22 +95,25 @@ def change_account(
     account_id: int,
     user: MayAdminister,
     runtime: RuntimeDep,
-    change: Annotated[Literal["disable", "enable", "role", "password"], Form()],
+    change: Annotated[Literal["disable", "enable", "role", "password", "language"], Form()],
     role: Annotated[Role | None, Form()] = None,
     institution: Annotated[str | None, Form(max_length=200)] = None,
     password: Annotated[str | None, Form(max_length=200)] = None,
+    language: Annotated[str | None, Form(max_length=20)] = None,
 ) -> Response:
     try:
         if change == "role":
             body = AccountUpdate(role=role, institution=institution or None)
         elif change == "password":
             body = AccountUpdate(password=password)
+        elif change == "language":
+            body = AccountUpdate(language=language or "")
         else:
             body = AccountUpdate(active=change == "enable")
         if change == "role" and role is None:
-            raise ValueError("choose a role")
+            raise ValueError(N_("choose a role"))
         if change == "password" and not password:
-            raise ValueError("type the new password")
+            raise ValueError(N_("type the new password"))
         account = accounts.update_account(runtime, user, account_id, body)
     except ArtmatchError as exc:
         return _admin(request, user, runtime, status_code=status_of(exc), error=str(exc))
@@ -120,11 +124,30 @@ def change_account(
         return _admin(request, user, runtime, status_code=422, error=message)
     except ValueError as exc:
         return _admin(request, user, runtime, status_code=422, error=str(exc))
-    done = {
-        "disable": "disabled; its sessions and API tokens are revoked",
-        "enable": "enabled",
-        "role": f"is now {account.role.value}",
-        "password": "has a new password; its sessions and API tokens are revoked",
-    }[change]
-    notice = quote(f"Account {account.username} {done}.")
+    t = translator_for(request, user)
+    notice = quote(
+        {
+            "disable": t.gettext(
+                "Account %(user)s disabled; its sessions and API tokens are revoked.",
+                user=account.username,
+            ),
+            "enable": t.gettext("Account %(user)s enabled.", user=account.username),
+            "role": t.gettext(
+                "Account %(user)s is now %(role)s.",
+                user=account.username,
+                role=t.gettext(WORDS.get(account.role.value, account.role.value)),
+            ),
+            "password": t.gettext(
+                "Account %(user)s has a new password; its sessions and API tokens are revoked.",
+                user=account.username,
+            ),
+            "language": t.gettext(
+                "Account %(user)s reads the pages in %(language)s.",
+                user=account.username,
+                language=dict(locale_names()).get(
+                    account.language or "", t.gettext("the language its browser asks for")
+                ),
+            ),
+        }[change]
+    )
     return RedirectResponse(f"/admin?notice={notice}", status_code=303)

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from kernel.i18n import N_
 from service import policy
 from service.deps import SESSION_COOKIE, Anyone, RuntimeDep
 from service.operations import accounts as ops
-from service.pages.rendering import render
+from service.pages.rendering import render, translator_for
 from service.security import LoginRefused, too_many_attempts
 
 router = APIRouter(include_in_schema=False)
@@ -55,7 +56,10 @@ def login(
             "login.html",
             status_code=429,
             next=_safe_next(next) or "",
-            error=f"{str(exc).capitalize()} (in {exc.retry_after} s).",
+            error=translator_for(request, None).gettext(
+                "Too many failed logins; try again in %(seconds)s seconds.",
+                seconds=exc.retry_after,
+            ),
             username=username,
         )
         page.headers["Retry-After"] = str(exc.retry_after)
@@ -66,7 +70,7 @@ def login(
             "login.html",
             status_code=401,
             next=_safe_next(next) or "",
-            error="Unknown user name or wrong password.",
+            error=N_("Unknown user name or wrong password."),
             username=username,
         )
     account, token = session

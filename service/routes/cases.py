@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
+from kernel.i18n import negotiate
 from service.deps import Principal, RuntimeDep, ServicesDep, require
 from service.operations import cases as ops
 from service.operations.cases import (
@@ -176,9 +177,16 @@ async def case_evidence(
     summary=f"Signed match report of every search of a case {_WHO}; logged",
 )
 async def case_report(
-    case_id: DbId, fmt: ReportFormat, user: MayUseCases, runtime: RuntimeDep, services: ServicesDep
+    case_id: DbId,
+    fmt: ReportFormat,
+    user: MayUseCases,
+    runtime: RuntimeDep,
+    services: ServicesDep,
+    accept_language: Annotated[str | None, Header(max_length=500)] = None,
 ) -> Response:
-    data = await ops.case_report(runtime, services, user, case_id=case_id, fmt=fmt)
+    data = await ops.case_report(
+        runtime, services, user, case_id=case_id, fmt=fmt, language=negotiate(accept_language)
+    )
     media = "application/pdf" if fmt is ReportFormat.PDF else "text/html; charset=utf-8"
     name = f"artmatch-case-{case_id}.{fmt}"
     return Response(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi import APIRouter, Depends, File, Header, UploadFile
 from fastapi.responses import Response
 
+from kernel.i18n import negotiate
 from service.deps import Anyone, Principal, RuntimeDep, ServicesDep, require
 from service.operations import reports as ops
 from service.operations.reports import PublicKeyOut, ReportFormat, VerdictOut
@@ -37,8 +38,16 @@ async def search_report(
     user: MaySeeEvidence,
     runtime: RuntimeDep,
     services: ServicesDep,
+    accept_language: Annotated[str | None, Header(max_length=500)] = None,
 ) -> Response:
-    data = await ops.report_of_searches(runtime, services, user, search_ids=[search_id], fmt=fmt)
+    data = await ops.report_of_searches(
+        runtime,
+        services,
+        user,
+        search_ids=[search_id],
+        fmt=fmt,
+        language=negotiate(accept_language),
+    )
     name = f"artmatch-search-{search_id}.{fmt}"
     return Response(
         content=data,

@@ -1,6 +1,12 @@
 // Progressive enhancement for the pages: drag-and-drop uploads with progress, job polling,
 // admin forms. Every call sends the session's CSRF token.
 "use strict";
+// The texts shown here, translated by the server into the page's language (base.html, #i18n).
+const T = (() => { const el = document.getElementById("i18n"); try { return el ? JSON.parse(el.textContent) : {}; } catch (e) { return {}; } })();
+const t = (key, english) => T[key] || english;
+const t_ = t;
+// A confidence (0..1) as the page shows it: a whole percentage in the page's language.
+const percent = (c) => (c === null || c === undefined || c === "") ? "" : new Intl.NumberFormat(document.documentElement.lang || "en", { style: "percent", maximumFractionDigits: 0 }).format(Math.min(Number(c), 0.99));
 const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
 
 function send(method, url, body, onProgress) {
@@ -13,7 +19,7 @@ function send(method, url, body, onProgress) {
     if (onProgress) xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded / e.total);
     xhr.onload = () => { let data = null; try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
       resolve({ status: xhr.status, data }); };
-    xhr.onerror = () => resolve({ status: 0, data: { message: "network error" } });
+    xhr.onerror = () => resolve({ status: 0, data: { message: t("network_error", "network error") } });
     xhr.send(body);
   });
 }
@@ -24,7 +30,8 @@ function setupDropzone(form) {
   const zone = form.querySelector("#dropzone"), input = form.querySelector("#photo-files");
   const list = form.querySelector("#file-list"); const files = [];
   const add = (fl) => { for (const f of fl) { if (!f.type.startsWith("image/") && f.type) continue; files.push(f);
-      const li = document.createElement("li"); li.innerHTML = "<span></span><progress max='1' value='0'></progress><span class='state'>ready</span>";
+      const li = document.createElement("li"); li.innerHTML = "<span></span><progress max='1' value='0'></progress><span class='state'></span>";
+      li.querySelector(".state").textContent = t("ready", "ready");
       li.firstChild.textContent = f.name; f.row = li; list.appendChild(li); } };
   input.addEventListener("change", () => { add(input.files); input.value = ""; });
   ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("over"); }));
@@ -38,12 +45,12 @@ function setupDropzone(form) {
         if (f.done) continue;
         const fd = new FormData(); fd.append("files", f, f.name); if (view) fd.append("view", view);
         const bar = f.row.querySelector("progress"), state = f.row.querySelector(".state");
-        state.textContent = "uploading";
+        state.textContent = t("uploading", "uploading");
         const r = await send("POST", `/api/v1/objects/${encodeURIComponent(objectId)}/photos`, fd, (p) => (bar.value = p));
         bar.value = 1;
-        if (r.status === 201) { const o = r.data[0]; state.textContent = o.outcome === "duplicate" ? "already stored" : o.outcome; f.done = o.outcome !== "error";
+        if (r.status === 201) { const o = r.data[0]; state.textContent = o.outcome === "duplicate" ? t("already_stored", "already stored") : o.outcome === "error" ? t("failed", "failed") : t("stored", "stored"); f.done = o.outcome !== "error";
           if (o.outcome === "error") problems.push(o.message); }
-        else { state.textContent = "failed"; problems.push(`${f.name}: ${(r.data && r.data.message) || "HTTP " + r.status}`); }
+        else { state.textContent = t("failed", "failed"); problems.push(`${f.name}: ${(r.data && r.data.message) || "HTTP " + r.status}`); }
       }
       return problems;
     },
@@ -75,7 +82,7 @@ if (photoForm) {
   });
 }
 document.querySelectorAll("[data-delete-photo]").forEach((b) => b.addEventListener("click", async () => {
-  if (!confirm("Delete this photo?")) return;
+  if (!confirm(t("delete_photo", "Delete this photo?"))) return;
   const r = await send("DELETE", `/api/v1/photos/${b.dataset.deletePhoto}`);
   if (r.status === 200) window.location.reload(); else alert((r.data && r.data.message) || `HTTP ${r.status}`);
 }));
@@ -102,9 +109,9 @@ const jobEl = document.getElementById("job");
 if (jobEl) {
   const id = jobEl.dataset.jobId;
   const render = async (job) => {
-    document.getElementById("job-status").textContent = job.status;
+    document.getElementById("job-status").textContent = (T.job_status || {})[job.status] || job.status;
     document.getElementById("job-status").className = `badge job-${job.status}`;
-    document.getElementById("job-counts").textContent = `${job.done} / ${job.total} listings`;
+    document.getElementById("job-counts").textContent = `${job.done} / ${job.total} ${t("listings", "listings")}`;
     const bar = document.getElementById("job-progress"); bar.max = job.total || 1; bar.value = job.done;
     document.getElementById("job-message").textContent = job.message || "";
     if (job.report_csv_url) {
@@ -112,10 +119,11 @@ if (jobEl) {
       document.getElementById("job-report").hidden = false;
       const rep = await fetch(job.report_json_url, { headers: { Accept: "application/json" } });
       if (rep.ok) { const data = await rep.json(); const t = document.getElementById("job-hits");
-        t.innerHTML = "<tr><th>Listing</th><th>Object</th><th>Similarity</th><th>Status</th><th>Listing title</th></tr>";
-        for (const h of data.hits) { const tr = t.insertRow(); [h.listing_id, h.object_id, h.similarity, h.status, h.listing_title || ""].forEach((v, i) => {
+        t.innerHTML = ""; const head = t.insertRow();
+        [t_("listing", "Listing"), t_("object", "Object"), t_("confidence", "Confidence"), t_("status", "Status"), t_("listing_title", "Listing title")].forEach((v) => { const th = document.createElement("th"); th.textContent = v; head.appendChild(th); });
+        for (const h of data.hits) { const tr = t.insertRow(); [h.listing_id, h.object_id, percent(h.confidence), h.status, h.listing_title || ""].forEach((v, i) => {
           const td = tr.insertCell(); if (i === 1) { const a = document.createElement("a"); a.href = `/objects/${encodeURIComponent(v)}`; a.textContent = v; td.appendChild(a); } else td.textContent = v; }); }
-        if (!data.hits.length) t.innerHTML = "<tr><td>No listing matched a stolen or missing object.</td></tr>";
+        if (!data.hits.length) t.insertRow().insertCell().textContent = t_("no_listing_matched", "No listing matched a stolen or missing object.");
         document.getElementById("job-hits-panel").hidden = false; }
     }
     return job.status === "succeeded" || job.status === "failed";

@@ -34,6 +34,9 @@ class Account(Base):
     institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The language the pages and reports speak to this account (`kernel.i18n.LOCALES`);
+    #: None follows the browser.
+    language: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 
 class ApiToken(Base):
@@ -61,6 +64,7 @@ class AccountRecord:
     active: bool
     password_hash: str | None
     created_at: dt.datetime
+    language: str | None = None
 
 
 def _account(row: Account, institution: str | None) -> AccountRecord:
@@ -72,6 +76,7 @@ def _account(row: Account, institution: str | None) -> AccountRecord:
         active=row.active,
         password_hash=row.password_hash,
         created_at=created(row.created_at),
+        language=row.language,
     )
 
 
@@ -133,7 +138,9 @@ class Accounts(Repository):
         active: bool | None = None,
         role: Role | None = None,
         institution: str | None = None,
+        language: str | None = None,
     ) -> AccountRecord:
+        """Change what is given; ``language=""`` goes back to following the browser."""
         with self._session() as session:
             row = session.get(Account, account_id)
             if row is None:
@@ -151,6 +158,8 @@ class Accounts(Repository):
                 row.role = role
             if institution is not None:
                 row.institution_id = institution_row(session, institution, create=True).id
+            if language is not None:
+                row.language = language or None
             session.flush()
             return _account(row, self._inst_name(session, row.institution_id))
 
