@@ -12,7 +12,28 @@ from service.deps import Principal
 from service.operations.alerts import alert_count
 from service.policy import Action
 
-__all__ = ["render", "render_error"]
+__all__ = ["install_translation_stubs", "render", "render_error"]
+
+
+# --- translation stubs (issue 12) ---------------------------------------------------------
+# Identity `_` and `ngettext` so templates can mark their words now; the translation work
+# (branch issue12-lang) replaces this one place with Babel's gettext.
+def _identity(message: str, **fields: Any) -> str:
+    return message % fields if fields else message
+
+
+def _ngettext(singular: str, plural: str, n: int, **fields: Any) -> str:
+    return _identity(singular if n == 1 else plural, **({"num": n} | fields))
+
+
+def install_translation_stubs(env: Any) -> None:
+    """Define ``_`` and ``ngettext`` in the Jinja environment unless already defined."""
+    env.globals.setdefault("_", _identity)
+    env.globals.setdefault("gettext", _identity)
+    env.globals.setdefault("ngettext", _ngettext)
+
+
+# --- end of translation stubs -------------------------------------------------------------
 
 
 def render(
@@ -26,6 +47,7 @@ def render(
     """Render ``template``; for a logged-in ``principal`` the template gets its menu (``nav``)
     and ``may(action)``, so that it shows what `service.policy` allows and nothing else."""
     templates = request.app.state.templates
+    install_translation_stubs(templates.env)
     base: dict[str, Any] = {
         "user": principal,
         "csrf": principal.csrf if principal else None,

@@ -22,21 +22,29 @@ const showError = (el, msg) => { if (el) { el.textContent = msg; el.hidden = !ms
 // -- photo drop zone ------------------------------------------------------------------------
 function setupDropzone(form) {
   const zone = form.querySelector("#dropzone"), input = form.querySelector("#photo-files");
-  const list = form.querySelector("#file-list"); const files = [];
-  const add = (fl) => { for (const f of fl) { if (!f.type.startsWith("image/") && f.type) continue; files.push(f);
-      const li = document.createElement("li"); li.innerHTML = "<span></span><progress max='1' value='0'></progress><span class='state'>ready</span>";
-      li.firstChild.textContent = f.name; f.row = li; list.appendChild(li); } };
+  const list = form.querySelector("#file-list"), err = form.querySelector("#upload-error"); const files = [];
+  const looksLikeImage = (f) => f.type.startsWith("image/") || (!f.type && /\.(jpe?g|png|gif|webp|tiff?|bmp|hei[cf])$/i.test(f.name));
+  const add = (fl) => { const refused = [];
+    for (const f of fl) { if (!looksLikeImage(f)) { refused.push(f.name); continue; } files.push(f);
+      // One view label per photo: the catalogue keeps front, back and details apart.
+      const li = document.createElement("li"); li.innerHTML = "<span class='file-name'></span><input class='photo-view' maxlength='100'><progress max='1' value='0'></progress><span class='state'></span>";
+      li.firstChild.textContent = f.name; const viewInput = li.querySelector(".photo-view");
+      viewInput.setAttribute("aria-label", list.dataset.viewLabel || "View"); viewInput.placeholder = list.dataset.viewPlaceholder || "";
+      viewInput.value = (form.querySelector("#photo-view") || {}).value || ""; li.querySelector(".state").textContent = list.dataset.ready || "ready";
+      f.row = li; list.appendChild(li); }
+    showError(err, refused.length ? `${list.dataset.notImage || "Not an image, not added:"} ${refused.join(", ")}` : ""); };
   input.addEventListener("change", () => { add(input.files); input.value = ""; });
   ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("over"); }));
   ["dragleave", "drop"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.remove("over"); }));
   zone.addEventListener("drop", (e) => add(e.dataTransfer.files));
+  const viewOf = (f) => f.row.querySelector(".photo-view").value.trim();
   return {
-    files,
+    files, viewOf,
     async uploadAll(objectId) {
-      const view = form.querySelector("#photo-view").value.trim(); const problems = [];
+      const problems = [];
       for (const f of files) {
         if (f.done) continue;
-        const fd = new FormData(); fd.append("files", f, f.name); if (view) fd.append("view", view);
+        const fd = new FormData(); fd.append("files", f, f.name); fd.append("views", viewOf(f));
         const bar = f.row.querySelector("progress"), state = f.row.querySelector(".state");
         state.textContent = "uploading";
         const r = await send("POST", `/api/v1/objects/${encodeURIComponent(objectId)}/photos`, fd, (p) => (bar.value = p));
@@ -56,12 +64,20 @@ if (uploadForm) {
   uploadForm.addEventListener("submit", async (e) => {
     e.preventDefault(); const btn = document.getElementById("upload-submit"); const err = document.getElementById("upload-error");
     showError(err, ""); btn.disabled = true;
-    const body = {}; new FormData(uploadForm).forEach((v, k) => { if (v && typeof v === "string" && k !== "files") body[k] = v.trim(); });
+    const body = {}; new FormData(uploadForm).forEach((v, k) => { if (v && typeof v === "string" && k !== "files" && k !== "views") body[k] = v.trim(); });
     delete body.view;
-    const r = await send("POST", "/api/v1/objects", body);
-    if (r.status !== 201 && r.status !== 409) { showError(err, (r.data && r.data.message) || `HTTP ${r.status}`); btn.disabled = false; return; }
-    const problems = await dz.uploadAll(body.object_id);
-    if (problems.length) { showError(err, problems.join("; ")); btn.disabled = false; return; }
+    if (!dz.files.length) { showError(err, uploadForm.dataset.needPhoto || "Add at least one photo."); btn.disabled = false; return; }
+    // The object and its photos in one request: all or nothing, never an object without photos.
+    const save = async () => { const fd = new FormData(); fd.append("record", JSON.stringify(body));
+      for (const f of dz.files) { fd.append("files", f, f.name); fd.append("views", dz.viewOf(f)); }
+      return send("POST", "/api/v1/objects/with-photos", fd, (p) => dz.files.forEach((f) => (f.row.querySelector("progress").value = p))); };
+    let r = await save();
+    if (r.status === 409 && r.data && /does not exist yet/.test(r.data.message || "")) {
+      // Ask before a (possibly misspelt) institution becomes a new one.
+      if (confirm(r.data.message.replace(/ \(send create_institution=true.*\)$/, ""))) { body.create_institution = true; r = await save(); }
+      else { showError(err, r.data.message); btn.disabled = false; return; }
+    }
+    if (r.status !== 201) { showError(err, (r.data && r.data.message) || `HTTP ${r.status}`); btn.disabled = false; return; }
     window.location = `/objects/${encodeURIComponent(body.object_id)}`;
   });
 }

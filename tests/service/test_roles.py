@@ -36,6 +36,7 @@ MATRIX = [
     ("POST", "/api/v1/objects/{object_id}/status", "/api/v1/objects/A-1/status", {REG}),
     ("GET", "/api/v1/objects/{object_id}/photos", "/api/v1/objects/A-1/photos", READERS),
     ("POST", "/api/v1/objects/{object_id}/photos", "/api/v1/objects/A-1/photos", {REG}),
+    ("POST", "/api/v1/objects/with-photos", "/api/v1/objects/with-photos", {REG}),
     ("GET", "/api/v1/photos/{photo_id}", "/api/v1/photos/1", READERS),
     ("GET", "/api/v1/photos/{photo_id}/image", "/api/v1/photos/1/image", READERS),
     ("GET", "/api/v1/photos/{photo_id}/thumbnail", "/api/v1/photos/1/thumbnail", READERS),
