@@ -3,7 +3,7 @@ correspondences drawn and the matched region outlined, captioned for a case file
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from models.verification import Verification, fit_instances, verify
 
 __all__ = [
     "QUERY_PREFIX",
+    "best_photo_evidence_png",
     "evidence_png",
     "photo_evidence_png",
     "query_blob_key",
@@ -113,3 +114,29 @@ def verify_as_searched(
     strongest = features.subset(np.arange(min(len(features), DEFAULT_MAX_KEYPOINTS)))
     fits.append(verify(strongest, candidate))
     return max(fits, key=lambda v: v.inliers)
+
+
+def best_photo_evidence_png(
+    services: Services,
+    query: DecodedImage,
+    photo_ids: Sequence[int],
+    *,
+    caption: str = "",
+    detail: str = "",
+) -> bytes:
+    """The evidence picture against whichever of ``photo_ids`` (one object's photos) the
+    query verifies best: a listing check keeps which object matched, not which photo."""
+    if not photo_ids:
+        raise NotFound("the object has no photos")
+    best, most = photo_ids[0], -1
+    refs = services.catalogue.photo_refs(photo_ids)
+    stored = services.catalogue.local_features(list(refs), FEATURES_KEY)
+    for photo_id in refs:
+        if photo_id not in stored:
+            continue
+        inliers = verify_as_searched(
+            services, query, photo_id, LocalFeatures.from_bytes(stored[photo_id])
+        ).inliers
+        if inliers > most:
+            best, most = photo_id, inliers
+    return photo_evidence_png(services, query, best, caption=caption, detail=detail)

@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 
 from service.deps import MayRunJobs, RuntimeDep
 from service.operations import alerts as alert_ops
-from service.operations import cases
+from service.operations import cases, job_hits
 from service.operations import jobs as ops
 from service.pages.rendering import render
 
@@ -32,7 +32,9 @@ def jobs_page(request: Request, user: MayRunJobs, runtime: RuntimeDep) -> HTMLRe
 def job_page(request: Request, job_id: str, user: MayRunJobs, runtime: RuntimeDep) -> HTMLResponse:
     job = ops.get_job(runtime, user, job_id)
     earlier = {}
+    hits: list[job_hits.HitRow] = []
     if job.report_json_url:
         report = ops.report_path(runtime, user, job_id, "json")
         earlier = alert_ops.job_earlier_appearances(runtime, user, report)
-    return render(request, "job.html", user, job=job, earlier=earlier)
+        hits = job_hits.hit_rows(runtime, user, job_id)
+    return render(request, "job.html", user, job=job, earlier=earlier, hits=hits)

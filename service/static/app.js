@@ -117,24 +117,24 @@ if (jobForm) jobForm.addEventListener("submit", async (e) => {
 const jobEl = document.getElementById("job");
 if (jobEl) {
   const id = jobEl.dataset.jobId;
+  const started = jobEl.dataset.status;
   const render = async (job) => {
     document.getElementById("job-status").textContent = job.status;
     document.getElementById("job-status").className = `badge job-${job.status}`;
     document.getElementById("job-counts").textContent = `${job.done} / ${job.total} listings`;
     const bar = document.getElementById("job-progress"); bar.max = job.total || 1; bar.value = job.done;
     document.getElementById("job-message").textContent = job.message || "";
-    if (job.report_csv_url) {
-      document.getElementById("job-csv").href = job.report_csv_url; document.getElementById("job-json").href = job.report_json_url;
-      document.getElementById("job-report").hidden = false;
-      const rep = await fetch(job.report_json_url, { headers: { Accept: "application/json" } });
-      if (rep.ok) { const data = await rep.json(); const t = document.getElementById("job-hits");
-        t.innerHTML = "<tr><th>Listing</th><th>Object</th><th>Similarity</th><th>Status</th><th>Listing title</th></tr>";
-        for (const h of data.hits) { const tr = t.insertRow(); [h.listing_id, h.object_id, h.similarity, h.status, h.listing_title || ""].forEach((v, i) => {
-          const td = tr.insertCell(); if (i === 1) { const a = document.createElement("a"); a.href = `/objects/${encodeURIComponent(v)}`; a.textContent = v; td.appendChild(a); } else td.textContent = v; }); }
-        if (!data.hits.length) t.innerHTML = "<tr><td>No listing matched a stolen or missing object.</td></tr>";
-        document.getElementById("job-hits-panel").hidden = false; }
+    // Errors as they happen: each listing that could not be checked, while the job runs.
+    const list = document.getElementById("job-errors");
+    if (job.errors && job.errors.length && list.children.length !== job.errors.length) {
+      list.replaceChildren(...job.errors.map((e) => { const li = document.createElement("li"); li.className = "small"; li.textContent = e; return li; }));
+      document.getElementById("job-error-count").textContent = `(${job.errors.length})`;
+      document.getElementById("job-errors-panel").hidden = false;
     }
-    return job.status === "succeeded" || job.status === "failed";
+    const over = job.status === "succeeded" || job.status === "failed";
+    // The hits table is drawn by the server from the report: load it once the job is over.
+    if (over && started !== job.status) window.location.reload();
+    return over;
   };
   const poll = async () => {
     const r = await fetch(`/api/v1/jobs/${id}`, { headers: { Accept: "application/json" } });
