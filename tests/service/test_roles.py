@@ -43,6 +43,19 @@ MATRIX = [
     ("DELETE", "/api/v1/photos/{photo_id}", "/api/v1/photos/1", {REG}),
     ("POST", "/api/v1/searches", "/api/v1/searches", {INV}),
     ("GET", "/api/v1/searches", "/api/v1/searches", {AUD}),
+    ("GET", "/api/v1/searches.csv", "/api/v1/searches.csv", {AUD}),
+    (
+        "GET",
+        "/api/v1/jobs/{job_id}/listing-photo",
+        "/api/v1/jobs/j1/listing-photo?image=a.jpg",
+        {AN, ADM},
+    ),
+    (
+        "GET",
+        "/api/v1/jobs/{job_id}/evidence",
+        "/api/v1/jobs/j1/evidence?image=a.jpg&object_id=A-1",
+        {AN, ADM},
+    ),
     (
         "GET",
         "/api/v1/searches/{search_id}/evidence/{photo_id}.png",
