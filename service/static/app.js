@@ -37,6 +37,11 @@ function setupDropzone(form) {
   ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("over"); }));
   ["dragleave", "drop"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.remove("over"); }));
   zone.addEventListener("drop", (e) => add(e.dataTransfer.files));
+  // The label for all photos fills each photo's label that was left empty.
+  const allView = form.querySelector("#photo-view");
+  if (allView) allView.addEventListener("input", () => { for (const f of files) { const v = f.row.querySelector(".photo-view");
+    if (!v.dataset.own) v.value = allView.value; } });
+  list.addEventListener("input", (e) => { if (e.target.classList.contains("photo-view")) e.target.dataset.own = "1"; });
   const viewOf = (f) => f.row.querySelector(".photo-view").value.trim();
   return {
     files, viewOf,
