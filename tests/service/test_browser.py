@@ -443,3 +443,32 @@ def test_every_page_fits_a_phone(
     assert len(widths) == 13
     too_wide = {name: w for name, w in widths.items() if w > PHONE_WIDTH}
     assert not too_wide, f"pages wider than a {PHONE_WIDTH} px phone: {too_wide}"
+
+
+def test_upload_labels_each_photo_and_refuses_a_non_image(
+    phone_server: tuple[str, dict[str, str]],
+    browser: webdriver.Chrome,
+    tmp_path: Path,
+) -> None:
+    url, tokens = phone_server
+    front, back, notes = tmp_path / "front.jpg", tmp_path / "back.jpg", tmp_path / "notes.txt"
+    front.write_bytes(jpeg_bytes(textured_object(31)))
+    back.write_bytes(jpeg_bytes(textured_object(32)))
+    notes.write_text("not a photo")
+    _login(browser, url, PHONE_ROLES["registrar"][0])
+    browser.get(f"{url}/upload")
+    browser.find_element(By.ID, "object_id").send_keys("UP-1")
+    browser.find_element(By.ID, "photo-files").send_keys(f"{front}\n{notes}")
+    error = browser.find_element(By.ID, "upload-error")
+    assert "notes.txt" in error.text and error.is_displayed()
+    browser.find_element(By.ID, "photo-files").send_keys(str(back))
+    rows = browser.find_elements(By.CSS_SELECTOR, "#file-list li")
+    assert len(rows) == 2  # the text file was not added
+    for row, view in zip(rows, ("front", "back"), strict=True):
+        row.find_element(By.CSS_SELECTOR, ".photo-view").send_keys(view)
+    browser.find_element(By.ID, "upload-submit").click()
+    WebDriverWait(browser, 60).until(EC.url_contains("/objects/UP-1"))
+    r = httpx.get(
+        f"{url}/api/v1/objects/UP-1", headers={"Authorization": f"Bearer {tokens['registrar']}"}
+    )
+    assert sorted(p["view"] for p in r.json()["photos"]) == ["back", "front"]

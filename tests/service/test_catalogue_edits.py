@@ -14,7 +14,7 @@ from kernel.errors import Conflict
 from service.deps import Principal
 from service.operations import catalogue as ops
 from service.schemas import ObjectIn
-from tests.service.conftest import Api
+from tests.service.conftest import PASSWORD, Api
 from tests.utils.images import jpeg_bytes, png_bytes, textured_object
 
 REG, INV, ADMIN = "reg_a", "inv", "admin"
@@ -160,3 +160,20 @@ def test_a_new_object_with_a_bad_record_is_a_json_error(api: Api) -> None:
         api, {"object_id": "N-4", "institution": "Museum Zz"}, png_bytes(textured_object(7))
     )
     assert r.status_code in (403, 409)
+
+
+def test_the_status_form_shows_a_future_date_as_its_error(api: Api) -> None:
+    _object(api)
+    r = api.client.post("/login", data={"username": REG, "password": PASSWORD})
+    assert r.status_code == 200
+    page = api.client.get("/objects/A-1").text
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    later = (dt.date.today() + dt.timedelta(days=400)).isoformat()
+    r = api.client.post(
+        "/objects/A-1/status",
+        data={"csrf_token": csrf, "status": "stolen", "date": later, "reference": "P-1"},
+        headers={"Accept": "text/html"},
+    )
+    assert r.status_code == 422
+    assert 'id="status-error"' in r.text and "in the future" in r.text
+    assert 'id="status-form"' in r.text  # the form, with the page, to correct the date
