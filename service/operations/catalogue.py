@@ -20,7 +20,7 @@ from service.deps import Principal
 from service.errors import Forbidden
 from service.operations import alerts
 from service.operations.links import object_url, photo_image_url, photo_thumbnail_url
-from service.operations.uploads import check_images, view_labels
+from service.operations.uploads import check_images, is_image, not_image_message, view_labels
 from service.policy import Action
 from service.runtime import Runtime
 from service.schemas import (
@@ -277,14 +277,30 @@ async def upload_photos(
     views: Sequence[str | None],
 ) -> list[UploadOutcome]:
     """Add photos to an existing object, ``views[i]`` labelling ``files[i]``: the good photos
-    are kept and the bad ones reported (all bad: an error)."""
+    are kept and the bad ones reported; a file that is no image is refused before it is
+    read as one (all bad: an error)."""
     labels = view_labels(files, views)
-    check_images(files)
     institution = await run_in_threadpool(readable_object, rt, principal, object_id)
     _check_manage(principal, institution)
     obj = await run_in_threadpool(rt.catalogue.get_object, object_id)
     record = ObjectCreate(object_id=obj.object_id, institution=obj.institution, status=obj.status)
-    outcomes = await _ingest(rt, services, principal, record, files, labels)
+    refused = {
+        i: not_image_message(name) for i, (name, data) in enumerate(files) if not is_image(data)
+    }
+    kept = [i for i in range(len(files)) if i not in refused]
+    ingested = iter(
+        await _ingest(
+            rt, services, principal, record, [files[i] for i in kept], [labels[i] for i in kept]
+        )
+        if kept
+        else []
+    )
+    outcomes = [
+        UploadOutcome(filename=files[i][0], outcome=Outcome.ERROR.value, message=refused[i])
+        if i in refused
+        else next(ingested)
+        for i in range(len(files))
+    ]
     if all(o.outcome == Outcome.ERROR.value for o in outcomes):
         raise InvalidImage("; ".join(o.message for o in outcomes) or "no photo in the upload")
     return outcomes

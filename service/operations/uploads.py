@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from kernel.errors import InvalidImage, InvalidInput
 
-__all__ = ["check_images", "view_labels"]
+__all__ = ["check_images", "is_image", "not_image_message", "view_labels"]
 
 #: The first bytes of the image formats the decoder reads (``models.images``).
 _SIGNATURES = (
@@ -22,7 +22,8 @@ _SIGNATURES = (
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"mif1", b"msf1", b"avif")
 
 
-def _is_image(data: bytes) -> bool:
+def is_image(data: bytes) -> bool:
+    """Whether ``data`` starts like one of the image formats the decoder reads."""
     if data.startswith(_SIGNATURES):
         return True
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
@@ -33,12 +34,13 @@ def _is_image(data: bytes) -> bool:
 def check_images(files: Sequence[tuple[str, bytes]]) -> None:
     """Refuse the upload, before anything is stored, when a file is no image at all (a PDF,
     a Word file dropped with the photos): by its first bytes, not by its name or type."""
-    bad = [name for name, data in files if not _is_image(data)]
+    bad = [name for name, data in files if not is_image(data)]
     if bad:
-        raise InvalidImage(
-            f"not an image (JPEG, PNG, HEIC, WebP, TIFF, GIF or BMP): {', '.join(bad)}; "
-            "nothing was stored"
-        )
+        raise InvalidImage(f"{not_image_message(', '.join(bad))}; nothing was stored")
+
+
+def not_image_message(name: str) -> str:
+    return f"{name}: not an image (JPEG, PNG, HEIC, WebP, TIFF, GIF or BMP)"
 
 
 def view_labels(

@@ -98,20 +98,35 @@ def test_each_photo_gets_its_own_view_label(api: Api) -> None:
     assert r.status_code == 422 and "view labels" in r.json()["message"]
 
 
-def test_a_non_image_is_refused_before_anything_is_stored(api: Api) -> None:
+def test_a_non_image_is_refused_and_named_the_photos_kept(api: Api) -> None:
     _object(api)
+    url = "/api/v1/objects/A-1/photos"
+    pdf = ("files", ("report.pdf", b"%PDF-1.7 not a photo", "application/octet-stream"))
+    # alone: the upload is refused, nothing stored
+    r = api.as_(REG, "POST", url, files=[pdf])
+    assert r.status_code == 422
+    assert "report.pdf: not an image" in r.json()["message"]
+    assert api.as_(INV, "GET", "/api/v1/objects/A-1").json()["photo_count"] == 0
+    # among photos of an existing object: the photo is kept, the PDF reported by name
+    ok = ("files", ("ok.jpg", jpeg_bytes(textured_object(1)), "image/jpeg"))
+    r = api.as_(REG, "POST", url, files=[pdf, ok], data={"views": ["x", "front"]})
+    assert r.status_code == 201, r.text
+    assert [(o["filename"], o["outcome"]) for o in r.json()] == [
+        ("report.pdf", "error"),
+        ("ok.jpg", "added"),
+    ]
+    assert "not an image" in r.json()[0]["message"]
+    assert r.json()[1]["photo"]["view"] == "front"
+    # for a new object: refused before anything is stored
     r = api.as_(
         REG,
         "POST",
-        "/api/v1/objects/A-1/photos",
-        files=[
-            ("files", ("ok.jpg", jpeg_bytes(textured_object(1)), "image/jpeg")),
-            ("files", ("report.pdf", b"%PDF-1.7 not a photo", "application/octet-stream")),
-        ],
+        "/api/v1/objects/with-photos",
+        files=[pdf, ("files", ("new.jpg", jpeg_bytes(textured_object(2)), "image/jpeg"))],
+        data={"record": json.dumps({"object_id": "N-9"})},
     )
-    assert r.status_code == 422
-    assert "report.pdf" in r.json()["message"] and "not an image" in r.json()["message"]
-    assert api.as_(INV, "GET", "/api/v1/objects/A-1").json()["photo_count"] == 0
+    assert r.status_code == 422 and "report.pdf" in r.json()["message"]
+    assert api.as_(INV, "GET", "/api/v1/objects/N-9").status_code == 404
 
 
 def _create(api: Api, record: dict[str, str], *images: bytes, views: list[str] | None = None):  # type: ignore[no-untyped-def]
