@@ -24,7 +24,7 @@ from service.operations.links import object_url, photo_thumbnail_url
 from service.policy import Action
 from service.runtime import Runtime
 
-__all__ = ["HitRow", "hit_rows", "listing_evidence", "listing_thumbnail"]
+__all__ = ["HitRow", "hit_count", "hit_rows", "listing_evidence", "listing_thumbnail"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,16 @@ def _report(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
 def _query(job_id: str, name: str, image: str, object_id: str) -> str:
     params = {"image": image} | ({"object_id": object_id} if object_id else {})
     return f"/api/v1/jobs/{job_id}/{name}?" + urlencode(params)
+
+
+def hit_count(rt: Runtime, principal: Principal, job_id: str) -> int | None:
+    """The number of rows of a finished job's hits table (None while it has no report). Not
+    the job record's ``hits``: that counts listings with a match checked by this run, and a
+    listing checked before (skipped) or matching two objects would make the two disagree."""
+    try:
+        return len(_report(rt, principal, job_id)["hits"])
+    except NotFound:
+        return None
 
 
 def hit_rows(rt: Runtime, principal: Principal, job_id: str) -> list[HitRow]:

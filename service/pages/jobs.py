@@ -16,11 +16,14 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/jobs", response_class=HTMLResponse, summary="Batch checks (role: analyst)")
 def jobs_page(request: Request, user: MayRunJobs, runtime: RuntimeDep) -> HTMLResponse:
+    jobs = ops.list_jobs(runtime, user)
     return render(
         request,
         "jobs.html",
         user,
-        jobs=ops.list_jobs(runtime, user),
+        jobs=jobs,
+        # The count each job's page shows: the rows of its hits table.
+        hit_counts={j.id: job_hits.hit_count(runtime, user, j.id) for j in jobs},
         # The cases a batch check may be attached to (shared with the analyst to change).
         cases=cases.writable_cases(runtime, user),
     )

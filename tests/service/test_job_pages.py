@@ -150,3 +150,20 @@ def test_errors_show_while_the_job_runs(api: Api, monkeypatch) -> None:  # type:
     finally:
         release.set()
     assert _wait(api, job_id)["status"] == "succeeded"
+
+
+def test_a_resubmitted_manifest_shows_the_same_count_on_the_list_and_the_page(api: Api) -> None:
+    _catalogue(api)
+    images = {"one.jpg": jpeg_bytes(photographed(textured_object(1), 3))}
+    first = _submit(api, "listing_id,image\nL1,one.jpg\n", images)
+    assert _wait(api, first)["hits"] == 1
+    again = _submit(api, "listing_id,image\nL1,one.jpg\n", images)
+    job = _wait(api, again)
+    # the listing was checked before: this run skipped it, its stored hit is still reported
+    assert job["skipped"] == 1 and job["hits"] == 0
+    _login(api, AN)
+    page = api.client.get(f"/jobs/{again}").text
+    rows = page.count('class="hit-row"')
+    assert rows == 1 and 'id="job-hit-count">(1)' in page and "1 hit · 1 listing<" in page
+    listing = api.client.get("/jobs").text
+    assert listing.count('<td class="hit-count">1</td>') == 2
