@@ -84,7 +84,7 @@ def search(
             # Kept for `artmatch report make`: what came back and what was searched.
             record=search_record(services, result),
         )
-        written = _write_evidence(services, image, result, evidence) if evidence else []
+        written = _write_evidence(services, image, result, evidence, photo.name) if evidence else []
     finally:
         services.catalogue.close()
     if as_json:
@@ -154,7 +154,7 @@ def _print_result(name: str, result) -> None:  # type: ignore[no-untyped-def]
         out.print("[bold]No match in the catalogue.[/]")
 
 
-def _write_evidence(services, image, result, directory: Path) -> list[Path]:  # type: ignore[no-untyped-def]
+def _write_evidence(services, image, result, directory: Path, query_file: str = "") -> list[Path]:  # type: ignore[no-untyped-def]
     from engine.evidence import evidence_png
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -162,7 +162,7 @@ def _write_evidence(services, image, result, directory: Path) -> list[Path]:  # 
     for hit in result.matches:
         path = directory / f"evidence_{result.query_sha256[:12]}_{hit.rank:02d}_{hit.object_id}.png"
         try:
-            path.write_bytes(evidence_png(services, image, hit))
+            path.write_bytes(evidence_png(services, image, hit, query_name=query_file))
         except OSError as exc:
             raise InvalidInput(f"--evidence {path}: cannot write ({exc.strerror or exc})") from None
         paths.append(path)

@@ -3,6 +3,8 @@ correspondences drawn and the matched region outlined, captioned for a case file
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from engine.search.local import unique_candidate_points, vote
@@ -22,6 +24,7 @@ from models.verification import Verification, fit_instances, verify
 
 __all__ = [
     "QUERY_PREFIX",
+    "best_photo_evidence_png",
     "evidence_png",
     "photo_evidence_png",
     "query_blob_key",
@@ -36,21 +39,34 @@ def query_blob_key(sha256: str) -> str:
     return f"{QUERY_PREFIX}/{sha256[:2]}/{sha256}"
 
 
-def evidence_png(services: Services, query: DecodedImage, hit: SearchHit) -> bytes:
+def evidence_png(
+    services: Services, query: DecodedImage, hit: SearchHit, *, query_name: str = ""
+) -> bytes:
     """Re-run the verification of ``hit`` and draw it (a PNG)."""
     evidence = (
         f"confidence {confidence_text(hit.confidence)}"
         if hit.is_match and hit.confidence is not None
         else f"similarity {hit.similarity:.2f}, not verified"
     )
-    caption = f"{hit.object_id} ({hit.institution}), {evidence}"
-    return photo_evidence_png(services, query, hit.photo_id, caption=caption)
+    return photo_evidence_png(services, query, hit.photo_id, caption=query_name, detail=evidence)
 
 
 def photo_evidence_png(
-    services: Services, query: DecodedImage, photo_id: int, *, caption: str = ""
+    services: Services,
+    query: DecodedImage,
+    photo_id: int,
+    *,
+    caption: str = "",
+    detail: str = "",
+    translate: Callable[[str], str] | None = None,
 ) -> bytes:
-    """Verify ``query`` against catalogue photo ``photo_id`` and draw the result (a PNG)."""
+    """Verify ``query`` against catalogue photo ``photo_id`` and draw the result (a PNG).
+
+    ``caption`` names the query photo (its file name, or the search and case it was made
+    in); without one the start of its SHA-256 does. The catalogue photo is named by its
+    object id and view, the object by id, institution and title; ``detail`` (a confidence)
+    follows the object. ``translate`` is handed to `draw_evidence` for the words.
+    """
     refs = services.catalogue.photo_refs([photo_id])
     if photo_id not in refs:
         raise NotFound(f"catalogue photo {photo_id} does not exist")
@@ -67,10 +83,10 @@ def photo_evidence_png(
         else extract_local_features(candidate.to_array())
     )
     verification = verify_as_searched(services, query, photo_id, cand_features)
-    labels = (
-        f"query {query.sha256[:12]}",
-        f"{caption or ref.object_id} - {verification.inliers} inliers",
-    )
+    view = ref.view or f"#{photo_id}"
+    labels = (caption or f"sha256 {query.sha256[:12]}", f"{ref.object_id} · {view}")
+    title = f" “{ref.title}”" if ref.title else ""
+    object_label = f"{ref.object_id} ({ref.institution}){title}" + (f", {detail}" if detail else "")
     return encode_png(
         draw_evidence(
             query.to_array(),
@@ -78,6 +94,8 @@ def photo_evidence_png(
             verification,
             labels=labels,
             candidate_size=(cand_features.width, cand_features.height),
+            object_label=object_label,
+            translate=translate,
         )
     )
 
@@ -96,3 +114,29 @@ def verify_as_searched(
     strongest = features.subset(np.arange(min(len(features), DEFAULT_MAX_KEYPOINTS)))
     fits.append(verify(strongest, candidate))
     return max(fits, key=lambda v: v.inliers)
+
+
+def best_photo_evidence_png(
+    services: Services,
+    query: DecodedImage,
+    photo_ids: Sequence[int],
+    *,
+    caption: str = "",
+    detail: str = "",
+) -> bytes:
+    """The evidence picture against whichever of ``photo_ids`` (one object's photos) the
+    query verifies best: a listing check keeps which object matched, not which photo."""
+    if not photo_ids:
+        raise NotFound("the object has no photos")
+    best, most = photo_ids[0], -1
+    refs = services.catalogue.photo_refs(photo_ids)
+    stored = services.catalogue.local_features(list(refs), FEATURES_KEY)
+    for photo_id in refs:
+        if photo_id not in stored:
+            continue
+        inliers = verify_as_searched(
+            services, query, photo_id, LocalFeatures.from_bytes(stored[photo_id])
+        ).inliers
+        if inliers > most:
+            best, most = photo_id, inliers
+    return photo_evidence_png(services, query, best, caption=caption, detail=detail)

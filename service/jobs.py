@@ -12,6 +12,7 @@ Building a runner touches nothing: whoever starts it (the app's lifespan, the wo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -24,6 +25,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, cast
 
 from engine.services import Services
 from ingest.listings import ListingRun, check_listings, write_report
@@ -32,6 +34,7 @@ from kernel.errors import ArtmatchError
 from storage.catalogue.alerts import AlertRecord
 from storage.catalogue.audit import AuditLog
 from storage.catalogue.jobs import Jobs
+from storage.catalogue.repository import Catalogue
 
 __all__ = [
     "DEFAULT_LEASE_S",
@@ -46,6 +49,29 @@ log = logging.getLogger(__name__)
 STOPPED_MESSAGE = "the service stopped before the job finished; submit it again to resume"
 #: Seconds without a heartbeat after which a running job counts as abandoned.
 DEFAULT_LEASE_S = 60.0
+
+
+class _ErrorTap:
+    """The catalogue, handing each failed listing check also to ``on_error`` as it is
+    stored (the same words `ListingRun.errors` keeps)."""
+
+    def __init__(self, catalogue: Catalogue, on_error: Callable[[str], None]) -> None:
+        self._catalogue = catalogue
+        self._on_error = on_error
+
+    def record_listing_check(self, check: dict[str, object]) -> None:
+        self._catalogue.record_listing_check(check)
+        if check.get("error"):
+            self._on_error(f"listing {check['listing_id']}: {check['error']}")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._catalogue, name)
+
+
+def _tap_errors(services: Services, on_error: Callable[[str], None]) -> Services:
+    return dataclasses.replace(
+        services, catalogue=cast(Catalogue, _ErrorTap(services.catalogue, on_error))
+    )
 
 
 class _Stopped(Exception):
@@ -193,6 +219,8 @@ class JobRunner:
         now: Callable[[], dt.datetime],
     ) -> None:
         last = [0.0]
+        errors: list[str] = []
+        shown = [0]
 
         def progress(done: int, total: int) -> None:
             if self._stop.is_set():
@@ -200,10 +228,15 @@ class JobRunner:
             # Commit progress at most a few times a second: pollers need no more.
             if done == total or time.monotonic() - last[0] > 0.3:
                 last[0] = time.monotonic()
-                self._jobs.update_job(job_id, done=done, total=total)
+                fields: dict[str, object] = {}
+                if len(errors) != shown[0]:
+                    # The job page shows each failed listing while the job still runs.
+                    shown[0] = len(errors)
+                    fields["errors"] = errors[:200]
+                self._jobs.update_job(job_id, done=done, total=total, **fields)
 
         try:
-            services = self._services()
+            services = _tap_errors(self._services(), errors.append)
             run = check_listings(
                 services, manifest, source=source, recheck=recheck, on_progress=progress
             )

@@ -150,6 +150,9 @@ class ObjectIn(ObjectCreate):
     """A new object; a registrar may leave out the institution (theirs is used)."""
 
     institution: str | None = Field(default=None, min_length=1, max_length=200)  # type: ignore[assignment]
+    #: Create the institution when it does not exist yet (without: 409, so a misspelt name
+    #: is not quietly a new museum).
+    create_institution: bool = False
 
 
 class PhotoOut(BaseModel):

@@ -112,7 +112,7 @@ def _search_facts(
         if query is not None:
             try:
                 png = photo_evidence_png(
-                    services, query, hit.photo_id, caption=f"{hit.object_id} ({hit.institution})"
+                    services, query, hit.photo_id, caption=f"search {search_id}"
                 )
                 pictures[name] = Picture("image/png", png)
             except NotFound:

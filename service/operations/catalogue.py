@@ -3,6 +3,7 @@ investigators and analysts everything), create, edit, report, delete, upload pho
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,13 +14,14 @@ from engine.services import Services
 from ingest.duplicates import duplicate_message
 from ingest.photos import Outcome, PhotoItem, ingest_photos, sync_index
 from kernel.enums import ObjectStatus
-from kernel.errors import Conflict, InvalidImage, NotFound
+from kernel.errors import Conflict, InvalidImage, InvalidInput, NotFound
 from kernel.i18n import N_
 from kernel.schemas import ObjectCreate, ObjectPublic, ObjectUpdate, StatusChange
 from service.deps import Principal
 from service.errors import Forbidden
 from service.operations import alerts
 from service.operations.links import object_url, photo_image_url, photo_thumbnail_url
+from service.operations.uploads import check_images, is_image, not_image_message, view_labels
 from service.policy import Action
 from service.runtime import Runtime
 from service.schemas import (
@@ -37,6 +39,7 @@ from storage.catalogue.browse import PhotoRecord
 __all__ = [
     "change_status",
     "create_object",
+    "create_object_with_photos",
     "delete_object",
     "delete_photo",
     "institution_names",
@@ -169,22 +172,37 @@ def object_out(obj: ObjectPublic) -> ObjectOut:
     return ObjectOut(**obj.model_dump(), url=object_url(obj.object_id))
 
 
-def create_object(rt: Runtime, principal: Principal, body: ObjectIn) -> ObjectOut:
+def _check_institution(rt: Runtime, name: str, *, create: bool) -> None:
+    """A misspelt institution must not quietly become a new one: ask first (409)."""
+    if not create and name not in institution_names(rt):
+        raise Conflict(
+            f"Institution {name!r} does not exist yet. Create it? "
+            "(send create_institution=true to create it)"
+        )
+
+
+def _new_record(rt: Runtime, principal: Principal, body: ObjectIn) -> ObjectCreate:
     institution = body.institution or principal.account.institution or ""
     _check_manage(principal, institution)
-    record = ObjectCreate(**body.model_dump(exclude={"institution"}), institution=institution)
+    _check_institution(rt, institution, create=body.create_institution)
+    record = ObjectCreate(
+        **body.model_dump(exclude={"institution", "create_institution"}), institution=institution
+    )
+    try:
+        rt.catalogue.get_object(record.object_id)
+    except NotFound:
+        return record
+    raise Conflict(f"object {record.object_id!r} already exists")
+
+
+def create_object(rt: Runtime, principal: Principal, body: ObjectIn) -> ObjectOut:
     with rt.write_lock:
+        record = _new_record(rt, principal, body)
         catalogue = rt.catalogue
-        try:
-            catalogue.get_object(record.object_id)
-        except NotFound:
-            pass
-        else:
-            raise Conflict(f"object {record.object_id!r} already exists")
         obj, _ = catalogue.upsert_object(record)
         if record.status is not ObjectStatus.IN_COLLECTION:
             obj = catalogue.set_status(record.object_id, StatusChange(status=record.status))
-    _audit(rt, principal, "object_create", obj.object_id, institution=institution)
+    _audit(rt, principal, "object_create", obj.object_id, institution=record.institution)
     return object_out(obj)
 
 
@@ -257,14 +275,97 @@ async def upload_photos(
     principal: Principal,
     object_id: str,
     files: Sequence[tuple[str, bytes]],
-    view: str | None,
+    views: Sequence[str | None],
 ) -> list[UploadOutcome]:
+    """Add photos to an existing object, ``views[i]`` labelling ``files[i]``: the good photos
+    are kept and the bad ones reported; a file that is no image is refused before it is
+    read as one (all bad: an error)."""
+    labels = view_labels(files, views)
     institution = await run_in_threadpool(readable_object, rt, principal, object_id)
     _check_manage(principal, institution)
     obj = await run_in_threadpool(rt.catalogue.get_object, object_id)
     record = ObjectCreate(object_id=obj.object_id, institution=obj.institution, status=obj.status)
+    refused = {
+        i: not_image_message(name) for i, (name, data) in enumerate(files) if not is_image(data)
+    }
+    kept = [i for i in range(len(files)) if i not in refused]
+    ingested = iter(
+        await _ingest(
+            rt, services, principal, record, [files[i] for i in kept], [labels[i] for i in kept]
+        )
+        if kept
+        else []
+    )
+    outcomes = [
+        UploadOutcome(filename=files[i][0], outcome=Outcome.ERROR.value, message=refused[i])
+        if i in refused
+        else next(ingested)
+        for i in range(len(files))
+    ]
+    if all(o.outcome == Outcome.ERROR.value for o in outcomes):
+        raise InvalidImage("; ".join(o.message for o in outcomes) or "no photo in the upload")
+    return outcomes
+
+
+async def create_object_with_photos(
+    rt: Runtime,
+    services: Services,
+    principal: Principal,
+    body: ObjectIn,
+    files: Sequence[tuple[str, bytes]],
+    views: Sequence[str | None],
+) -> list[UploadOutcome]:
+    """A new object and its photos, all or nothing: an object without photos cannot be
+    found by a search, so when any photo fails (or none is new) nothing is kept."""
+    labels = view_labels(files, views)
+    if not files:
+        raise InvalidInput("a new object needs at least one photo")
+    check_images(files)
+    record = await run_in_threadpool(_new_record, rt, principal, body)
+    outcomes = await _ingest(rt, services, principal, record, files, labels, audit=False)
+    failed = [o for o in outcomes if o.outcome != Outcome.ADDED.value]
+    if failed:
+
+        def undo() -> None:
+            # NotFound: no photo was added, so the object was never created.
+            with rt.write_lock, contextlib.suppress(NotFound):
+                _forget_photos(services, rt.queries.delete_object(record.object_id))
+
+        await run_in_threadpool(undo)
+        problems = "; ".join(f"{o.filename}: {o.message or o.outcome}" for o in failed)
+        raise InvalidImage(f"object {record.object_id!r} not saved: {problems}")
+
+    def finish() -> None:
+        if record.status is not ObjectStatus.IN_COLLECTION:
+            with rt.write_lock:
+                rt.catalogue.set_status(record.object_id, StatusChange(status=record.status))
+        _audit(rt, principal, "object_create", record.object_id, institution=record.institution)
+        _audit(
+            rt,
+            principal,
+            "photo_add",
+            record.object_id,
+            photo_ids=[o.photo.id for o in outcomes if o.photo is not None],
+        )
+
+    await run_in_threadpool(finish)
+    return outcomes
+
+
+async def _ingest(
+    rt: Runtime,
+    services: Services,
+    principal: Principal,
+    record: ObjectCreate,
+    files: Sequence[tuple[str, bytes]],
+    views: Sequence[str | None],
+    *,
+    audit: bool = True,
+) -> list[UploadOutcome]:
+    object_id = record.object_id
     items = [
-        PhotoItem(record=record, source=name, load=_loader(data), view=view) for name, data in files
+        PhotoItem(record=record, source=name, load=_loader(data), view=view)
+        for (name, data), view in zip(files, views, strict=True)
     ]
 
     def work() -> list[UploadOutcome]:
@@ -314,10 +415,8 @@ async def upload_photos(
     stored = [
         o.photo.id for o in outcomes if o.photo is not None and o.outcome == Outcome.ADDED.value
     ]
-    if stored:
+    if stored and audit:
         await run_in_threadpool(_audit, rt, principal, "photo_add", object_id, photo_ids=stored)
-    if all(o.outcome == Outcome.ERROR.value for o in outcomes):
-        raise InvalidImage("; ".join(o.message for o in outcomes) or "no photo in the upload")
     return outcomes
 
 

@@ -35,7 +35,6 @@ from service.schemas import (
     ChainStatusOut,
     Page,
     SearchHitOut,
-    SearchLogOut,
     SearchResponse,
 )
 
@@ -44,7 +43,6 @@ __all__ = [
     "query_preview",
     "run_search",
     "search_evidence",
-    "search_log",
     "verify_chain",
 ]
 
@@ -158,16 +156,6 @@ async def query_preview(rt: Runtime, data: bytes) -> str:
         return "data:image/jpeg;base64," + base64.b64encode(thumbnail).decode()
 
     return await run_in_threadpool(work)
-
-
-def search_log(
-    rt: Runtime, *, username: str | None, page: int, page_size: int
-) -> Page[SearchLogOut]:
-    rows, total = rt.search_log.search_log(
-        offset=(page - 1) * page_size, limit=page_size, username=username
-    )
-    items = [SearchLogOut(**r.__dict__) for r in rows]
-    return Page[SearchLogOut](items=items, total=total, page=page, page_size=page_size)
 
 
 def audit_entries(

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from kernel.enums import Role
-from kernel.errors import ArtmatchError
+from kernel.errors import ArtmatchError, InvalidInput
 from kernel.i18n import N_, locale_names
 from service.deps import MayAdminister, MayAudit, Principal, RuntimeDep
 from service.errors import status_of
-from service.operations import accounts, searches
-from service.pages.rendering import WORDS, render, translator_for
+from service.operations import accounts, search_log, searches
+from service.pages.rendering import WORDS, render, render_error, translator_for
 from service.schemas import AccountUpdate
 
 router = APIRouter(include_in_schema=False)
@@ -31,8 +32,23 @@ def audit_page(
     runtime: RuntimeDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     username: Annotated[str | None, Query(max_length=100)] = None,
+    case: Annotated[str | None, Query(max_length=500)] = None,
+    since: Annotated[str | None, Query(max_length=10)] = None,
+    until: Annotated[str | None, Query(max_length=10)] = None,
 ) -> HTMLResponse:
-    log = searches.search_log(runtime, username=username or None, page=page, page_size=_LOG_PAGE)
+    # Blank date fields come as "": not a date, and not an error either.
+    chosen = {"username": username, "case": case, "since": since, "until": until}
+    kept = {k: v.strip() for k, v in chosen.items() if v and v.strip()}
+    try:
+        filters = search_log.log_filter(
+            username=kept.get("username"),
+            case=kept.get("case"),
+            since=_day(kept.get("since")),
+            until=_day(kept.get("until")),
+        )
+    except ArtmatchError as exc:
+        return render_error(request, status_of(exc), exc.message)
+    log = search_log.search_log(runtime, filters=filters, page=page, page_size=_LOG_PAGE)
     return render(
         request,
         "audit.html",
@@ -41,13 +57,25 @@ def audit_page(
         total=log.total,
         page=page,
         pages=max(1, -(-log.total // _LOG_PAGE)),
-        username=username or "",
+        username=kept.get("username", ""),
+        filters=kept,
+        page_url=lambda p: "?" + urlencode(kept | {"page": p}),
+        csv_url="/api/v1/searches.csv" + ("?" + urlencode(kept) if kept else ""),
         # Checked on every visit: the auditor sees at once when a row was touched.
         chain=searches.verify_chain(runtime),
         events=searches.audit_entries(
             runtime, actor=None, action=None, page=1, page_size=_CHAIN_PAGE
         ).items,
     )
+
+
+def _day(text: str | None) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _admin(

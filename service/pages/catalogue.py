@@ -8,15 +8,17 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kernel.enums import ObjectStatus
+from kernel.errors import InvalidInput
 from kernel.schemas import OBJECT_ID_FIELDS, StatusChange
-from service.deps import MayManageObjects, MayReadObjects, RuntimeDep
+from service.deps import MayManageObjects, MayReadObjects, Principal, RuntimeDep
 from service.operations import alerts as alert_ops
 from service.operations import catalogue as ops
 from service.pages.rendering import render
 from service.policy import Action
+from service.runtime import Runtime
 
 router = APIRouter(include_in_schema=False)
 
@@ -92,6 +94,18 @@ def upload_page(request: Request, user: MayManageObjects) -> HTMLResponse:
 def object_page(
     request: Request, object_id: str, user: MayReadObjects, runtime: RuntimeDep
 ) -> HTMLResponse:
+    return _object_page(request, user, runtime, object_id)
+
+
+def _object_page(
+    request: Request,
+    user: Principal,
+    runtime: Runtime,
+    object_id: str,
+    *,
+    status_code: int = 200,
+    status_error: str | None = None,
+) -> HTMLResponse:
     detail = ops.object_detail(runtime, user, object_id)
     record = {f: getattr(detail, f) for f in OBJECT_ID_FIELDS if getattr(detail, f)}
     return render(
@@ -104,6 +118,8 @@ def object_page(
         statuses=list(ObjectStatus),
         today=dt.date.today().isoformat(),
         sightings=alert_ops.sightings(runtime, user, object_id),
+        status_error=status_error,
+        status_code=status_code,
     )
 
 
@@ -113,6 +129,7 @@ def object_page(
     summary="Change status (role: registrar)",
 )
 def object_status(
+    request: Request,
     object_id: str,
     user: MayManageObjects,
     runtime: RuntimeDep,
@@ -120,7 +137,13 @@ def object_status(
     date: Annotated[dt.date | None, Form()] = None,
     reference: Annotated[str | None, Form(max_length=500)] = None,
     note: Annotated[str | None, Form(max_length=2000)] = None,
-) -> RedirectResponse:
+) -> Response:
     change = StatusChange(status=status, date=date, reference=reference or None, note=note or None)
-    ops.change_status(runtime, user, object_id, change)
+    try:
+        ops.change_status(runtime, user, object_id, change)
+    except InvalidInput as exc:
+        # Shown in the form, with the rest of the page, not as a page of its own.
+        return _object_page(
+            request, user, runtime, object_id, status_code=422, status_error=exc.message
+        )
     return RedirectResponse(f"/objects/{object_id}", status_code=303)

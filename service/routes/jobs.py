@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from service.deps import MayReadJobs, MayRunJobs, RuntimeDep
+from service.deps import MayReadJobs, MayRunJobs, RuntimeDep, ServicesDep
+from service.operations import job_hits
 from service.operations import jobs as ops
 from service.schemas import JobPublic
 from service.uploads import read_upload
@@ -107,3 +108,42 @@ def report_csv(job_id: str, user: MayReadJobs, runtime: RuntimeDep) -> FileRespo
 def report_json(job_id: str, user: MayReadJobs, runtime: RuntimeDep) -> FileResponse:
     path = ops.report_path(runtime, user, job_id, "json")
     return FileResponse(path, media_type="application/json", filename=f"hits-{job_id}.json")
+
+
+_Image = Annotated[
+    str, Query(min_length=1, max_length=1000, description="The listing's image, as in the report")
+]
+
+
+@router.get(
+    "/{job_id}/listing-photo",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+    summary="Thumbnail of a listing photo of one of the job's hits (role: its analyst, admin)",
+)
+async def listing_photo(
+    job_id: str, image: _Image, user: MayReadJobs, runtime: RuntimeDep
+) -> Response:
+    data = await job_hits.listing_thumbnail(runtime, user, job_id, image)
+    return Response(content=data, media_type="image/jpeg", headers={"Cache-Control": "private"})
+
+
+@router.get(
+    "/{job_id}/evidence",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+    summary="Evidence picture: a hit's listing photo beside the object's best-matching photo "
+    "(role: its analyst; logged)",
+)
+async def listing_evidence(
+    job_id: str,
+    image: _Image,
+    object_id: Annotated[str, Query(min_length=1, max_length=200)],
+    user: MayReadJobs,
+    runtime: RuntimeDep,
+    services: ServicesDep,
+) -> Response:
+    png = await job_hits.listing_evidence(
+        runtime, services, user, job_id=job_id, image=image, object_id=object_id
+    )
+    return Response(content=png, media_type="image/png")

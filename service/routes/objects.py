@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
+from pydantic import ValidationError
 
 from kernel.enums import ObjectStatus
 from kernel.errors import InvalidInput
@@ -120,11 +121,58 @@ async def upload_photos(
     runtime: RuntimeDep,
     services: ServicesDep,
     view: Annotated[str | None, Form(max_length=100)] = None,
+    views: Annotated[
+        list[str] | None,
+        Form(description="One view label per file, in order (front, back, detail, ...)"),
+    ] = None,
 ) -> list[UploadOutcome]:
+    data = await _read_files(runtime, files)
+    return await ops.upload_photos(
+        runtime, services, user, object_id, data, _labels(len(data), view, views)
+    )
+
+
+@router.post(
+    "/with-photos",
+    response_model=list[UploadOutcome],
+    status_code=201,
+    summary="New object and its photos, all or nothing (role: registrar)",
+)
+async def create_object_with_photos(
+    record: Annotated[str, Form(max_length=100_000, description="The object, as JSON (ObjectIn)")],
+    files: Annotated[list[UploadFile], File(description="One or more image files")],
+    user: MayManageObjects,
+    runtime: RuntimeDep,
+    services: ServicesDep,
+    views: Annotated[
+        list[str] | None, Form(description="One view label per file, in order")
+    ] = None,
+) -> list[UploadOutcome]:
+    try:
+        body = ObjectIn.model_validate_json(record)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "record"
+        raise InvalidInput(f"record: {where}: {first['msg']}") from None
+    data = await _read_files(runtime, files)
+    return await ops.create_object_with_photos(
+        runtime, services, user, body, data, _labels(len(data), None, views)
+    )
+
+
+async def _read_files(runtime: RuntimeDep, files: list[UploadFile]) -> list[tuple[str, bytes]]:
     if len(files) > runtime.web.max_files:
         raise InvalidInput(f"at most {runtime.web.max_files} files per upload")
     limit = runtime.settings.max_upload_bytes
-    data = [
+    return [
         (f.filename or f"file{i}", await read_upload(f, limit=limit)) for i, f in enumerate(files)
     ]
-    return await ops.upload_photos(runtime, services, user, object_id, data, view or None)
+
+
+def _labels(count: int, view: str | None, views: list[str] | None) -> list[str | None]:
+    """``views`` label the files one by one; a single ``view`` labels them all."""
+    if views:
+        if any(len(v) > 100 for v in views):
+            raise InvalidInput("a view label has at most 100 characters")
+        return list(views)
+    return [view or None] * count

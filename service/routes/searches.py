@@ -3,12 +3,14 @@ and the search log and audit chain (auditors)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 
 from kernel.enums import ObjectStatus
 from service.deps import MayAudit, MaySearch, Principal, RuntimeDep, ServicesDep, require
+from service.operations import search_log as log_ops
 from service.operations import searches as ops
 from service.policy import Action
 from service.schemas import (
@@ -80,20 +82,54 @@ async def search_evidence(
     return Response(content=png, media_type="image/png")
 
 
+_Since = Annotated[dt.date | None, Query(description="From this day (UTC)")]
+_Until = Annotated[dt.date | None, Query(description="To this day (UTC), included")]
+_Case = Annotated[str | None, Query(max_length=500, description="Part of the case reference")]
+_User = Annotated[str | None, Query(max_length=100)]
+
+
 @router.get(
     "/searches",
     response_model=Page[SearchLogOut],
     tags=["searches"],
-    summary="The search log (role: auditor)",
+    summary="The search log, filtered by user, case and dates (role: auditor)",
 )
 def search_log(
     user: MayAudit,
     runtime: RuntimeDep,
-    username: Annotated[str | None, Query(max_length=100)] = None,
+    username: _User = None,
+    case: _Case = None,
+    since: _Since = None,
+    until: _Until = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[SearchLogOut]:
-    return ops.search_log(runtime, username=username, page=page, page_size=page_size)
+    filters = log_ops.log_filter(username=username, case=case, since=since, until=until)
+    return log_ops.search_log(runtime, filters=filters, page=page, page_size=page_size)
+
+
+@router.get(
+    "/searches.csv",
+    response_class=Response,
+    tags=["searches"],
+    responses={200: {"content": {"text/csv": {}}}},
+    summary="The filtered search log as CSV (role: auditor; the export is logged)",
+)
+def search_log_csv(
+    user: MayAudit,
+    runtime: RuntimeDep,
+    username: _User = None,
+    case: _Case = None,
+    since: _Since = None,
+    until: _Until = None,
+) -> Response:
+    filters = log_ops.log_filter(username=username, case=case, since=since, until=until)
+    text = log_ops.search_log_csv(runtime, user, filters=filters)
+    return Response(
+        content=text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="search-log.csv"'},
+    )
 
 
 @router.get(

@@ -28,22 +28,34 @@ const showError = (el, msg) => { if (el) { el.textContent = msg; el.hidden = !ms
 // -- photo drop zone ------------------------------------------------------------------------
 function setupDropzone(form) {
   const zone = form.querySelector("#dropzone"), input = form.querySelector("#photo-files");
-  const list = form.querySelector("#file-list"); const files = [];
-  const add = (fl) => { for (const f of fl) { if (!f.type.startsWith("image/") && f.type) continue; files.push(f);
-      const li = document.createElement("li"); li.innerHTML = "<span></span><progress max='1' value='0'></progress><span class='state'></span>";
-      li.querySelector(".state").textContent = t("ready", "ready");
-      li.firstChild.textContent = f.name; f.row = li; list.appendChild(li); } };
+  const list = form.querySelector("#file-list"), err = form.querySelector("#upload-error"); const files = [];
+  const looksLikeImage = (f) => f.type.startsWith("image/") || (!f.type && /\.(jpe?g|png|gif|webp|tiff?|bmp|hei[cf])$/i.test(f.name));
+  const add = (fl) => { const refused = [];
+    for (const f of fl) { if (!looksLikeImage(f)) { refused.push(f.name); continue; } files.push(f);
+      // One view label per photo: the catalogue keeps front, back and details apart.
+      const li = document.createElement("li"); li.innerHTML = "<span class='file-name'></span><input class='photo-view' maxlength='100'><progress max='1' value='0'></progress><span class='state'></span>";
+      li.firstChild.textContent = f.name; const viewInput = li.querySelector(".photo-view");
+      viewInput.setAttribute("aria-label", list.dataset.viewLabel || "View"); viewInput.placeholder = list.dataset.viewPlaceholder || "";
+      viewInput.value = (form.querySelector("#photo-view") || {}).value || ""; li.querySelector(".state").textContent = list.dataset.ready || "ready";
+      f.row = li; list.appendChild(li); }
+    showError(err, refused.length ? `${list.dataset.notImage || "Not an image, not added:"} ${refused.join(", ")}` : ""); };
   input.addEventListener("change", () => { add(input.files); input.value = ""; });
   ["dragenter", "dragover"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.add("over"); }));
   ["dragleave", "drop"].forEach((t) => zone.addEventListener(t, (e) => { e.preventDefault(); zone.classList.remove("over"); }));
   zone.addEventListener("drop", (e) => add(e.dataTransfer.files));
+  // The label for all photos fills each photo's label that was left empty.
+  const allView = form.querySelector("#photo-view");
+  if (allView) allView.addEventListener("input", () => { for (const f of files) { const v = f.row.querySelector(".photo-view");
+    if (!v.dataset.own) v.value = allView.value; } });
+  list.addEventListener("input", (e) => { if (e.target.classList.contains("photo-view")) e.target.dataset.own = "1"; });
+  const viewOf = (f) => f.row.querySelector(".photo-view").value.trim();
   return {
-    files,
+    files, viewOf,
     async uploadAll(objectId) {
-      const view = form.querySelector("#photo-view").value.trim(); const problems = [];
+      const problems = [];
       for (const f of files) {
         if (f.done) continue;
-        const fd = new FormData(); fd.append("files", f, f.name); if (view) fd.append("view", view);
+        const fd = new FormData(); fd.append("files", f, f.name); fd.append("views", viewOf(f));
         const bar = f.row.querySelector("progress"), state = f.row.querySelector(".state");
         state.textContent = t("uploading", "uploading");
         const r = await send("POST", `/api/v1/objects/${encodeURIComponent(objectId)}/photos`, fd, (p) => (bar.value = p));
@@ -63,12 +75,20 @@ if (uploadForm) {
   uploadForm.addEventListener("submit", async (e) => {
     e.preventDefault(); const btn = document.getElementById("upload-submit"); const err = document.getElementById("upload-error");
     showError(err, ""); btn.disabled = true;
-    const body = {}; new FormData(uploadForm).forEach((v, k) => { if (v && typeof v === "string" && k !== "files") body[k] = v.trim(); });
+    const body = {}; new FormData(uploadForm).forEach((v, k) => { if (v && typeof v === "string" && k !== "files" && k !== "views") body[k] = v.trim(); });
     delete body.view;
-    const r = await send("POST", "/api/v1/objects", body);
-    if (r.status !== 201 && r.status !== 409) { showError(err, (r.data && r.data.message) || `HTTP ${r.status}`); btn.disabled = false; return; }
-    const problems = await dz.uploadAll(body.object_id);
-    if (problems.length) { showError(err, problems.join("; ")); btn.disabled = false; return; }
+    if (!dz.files.length) { showError(err, uploadForm.dataset.needPhoto || "Add at least one photo."); btn.disabled = false; return; }
+    // The object and its photos in one request: all or nothing, never an object without photos.
+    const save = async () => { const fd = new FormData(); fd.append("record", JSON.stringify(body));
+      for (const f of dz.files) { fd.append("files", f, f.name); fd.append("views", dz.viewOf(f)); }
+      return send("POST", "/api/v1/objects/with-photos", fd, (p) => dz.files.forEach((f) => (f.row.querySelector("progress").value = p))); };
+    let r = await save();
+    if (r.status === 409 && r.data && /does not exist yet/.test(r.data.message || "")) {
+      // Ask before a (possibly misspelt) institution becomes a new one.
+      if (confirm(r.data.message.replace(/ \(send create_institution=true.*\)$/, ""))) { body.create_institution = true; r = await save(); }
+      else { showError(err, r.data.message); btn.disabled = false; return; }
+    }
+    if (r.status !== 201) { showError(err, (r.data && r.data.message) || `HTTP ${r.status}`); btn.disabled = false; return; }
     window.location = `/objects/${encodeURIComponent(body.object_id)}`;
   });
 }
@@ -108,25 +128,24 @@ if (jobForm) jobForm.addEventListener("submit", async (e) => {
 const jobEl = document.getElementById("job");
 if (jobEl) {
   const id = jobEl.dataset.jobId;
+  const started = jobEl.dataset.status;
   const render = async (job) => {
     document.getElementById("job-status").textContent = (T.job_status || {})[job.status] || job.status;
     document.getElementById("job-status").className = `badge job-${job.status}`;
     document.getElementById("job-counts").textContent = `${job.done} / ${job.total} ${t("listings", "listings")}`;
     const bar = document.getElementById("job-progress"); bar.max = job.total || 1; bar.value = job.done;
     document.getElementById("job-message").textContent = job.message || "";
-    if (job.report_csv_url) {
-      document.getElementById("job-csv").href = job.report_csv_url; document.getElementById("job-json").href = job.report_json_url;
-      document.getElementById("job-report").hidden = false;
-      const rep = await fetch(job.report_json_url, { headers: { Accept: "application/json" } });
-      if (rep.ok) { const data = await rep.json(); const t = document.getElementById("job-hits");
-        t.innerHTML = ""; const head = t.insertRow();
-        [t_("listing", "Listing"), t_("object", "Object"), t_("confidence", "Confidence"), t_("status", "Status"), t_("listing_title", "Listing title")].forEach((v) => { const th = document.createElement("th"); th.textContent = v; head.appendChild(th); });
-        for (const h of data.hits) { const tr = t.insertRow(); [h.listing_id, h.object_id, percent(h.confidence), h.status, h.listing_title || ""].forEach((v, i) => {
-          const td = tr.insertCell(); if (i === 1) { const a = document.createElement("a"); a.href = `/objects/${encodeURIComponent(v)}`; a.textContent = v; td.appendChild(a); } else td.textContent = v; }); }
-        if (!data.hits.length) t.insertRow().insertCell().textContent = t_("no_listing_matched", "No listing matched a stolen or missing object.");
-        document.getElementById("job-hits-panel").hidden = false; }
+    // Errors as they happen: each listing that could not be checked, while the job runs.
+    const list = document.getElementById("job-errors");
+    if (job.errors && job.errors.length && list.children.length !== job.errors.length) {
+      list.replaceChildren(...job.errors.map((e) => { const li = document.createElement("li"); li.className = "small"; li.textContent = e; return li; }));
+      document.getElementById("job-error-count").textContent = `(${job.errors.length})`;
+      document.getElementById("job-errors-panel").hidden = false;
     }
-    return job.status === "succeeded" || job.status === "failed";
+    const over = job.status === "succeeded" || job.status === "failed";
+    // The hits table is drawn by the server from the report: load it once the job is over.
+    if (over && started !== job.status) window.location.reload();
+    return over;
   };
   const poll = async () => {
     const r = await fetch(`/api/v1/jobs/${id}`, { headers: { Accept: "application/json" } });

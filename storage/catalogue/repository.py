@@ -40,7 +40,14 @@ from storage.catalogue.records import (
 from storage.catalogue.sessions import Repository
 from storage.index.base import fingerprint_ids
 
-__all__ = ["OBJECTS", "Catalogue", "NewPhoto", "PhotoRef", "create_catalogue"]
+__all__ = [
+    "OBJECTS",
+    "Catalogue",
+    "NewPhoto",
+    "PhotoRef",
+    "check_status_date",
+    "create_catalogue",
+]
 
 #: The ``index_state`` row counting status changes of objects. The ``photos`` row (bumped by
 #: triggers) misses them, yet a cached search filter ("stolen only") must see them
@@ -60,6 +67,13 @@ class NewPhoto:
     format: str
     view: str | None = None
     original_name: str | None = None
+
+
+def check_status_date(date: dt.date | None) -> None:
+    """Refuse a status dated in the future (a typo in the year, mostly). One day of slack:
+    the server runs on UTC, registrars in Oslo or Belgrade are up to two hours ahead."""
+    if date is not None and date > dt.date.today() + dt.timedelta(days=1):
+        raise InvalidInput(f"the status date {date.isoformat()} is in the future")
 
 
 def create_catalogue(database_url: str, *, check_schema: bool = True) -> Catalogue:
@@ -145,17 +159,24 @@ class Catalogue(Repository):
 
     def set_status(self, object_id: str, change: StatusChange) -> ObjectPublic:
         with self._session() as session:
+            check_status_date(change.date)
             obj = object_row(session, object_id)
-            obj.status = change.status
+            # A re-recorded status without a reference keeps the police reference already
+            # on file: a registrar correcting the date must not erase the case number.
+            reference = change.reference or obj.loss_reference
             if change.status in (ObjectStatus.STOLEN, ObjectStatus.MISSING):
-                obj.loss_date = change.date or dt.date.today()
-                obj.loss_reference = change.reference
+                was_lost = obj.status in (ObjectStatus.STOLEN, ObjectStatus.MISSING)
+                obj.loss_date = change.date or (
+                    obj.loss_date if was_lost and obj.loss_date else dt.date.today()
+                )
+                obj.loss_reference = reference
+            obj.status = change.status
             session.add(
                 StatusEvent(
                     object_pk=obj.id,
                     status=change.status,
                     date=change.date,
-                    reference=change.reference,
+                    reference=reference,
                     note=change.note,
                 )
             )

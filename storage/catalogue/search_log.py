@@ -42,6 +42,7 @@ from storage.catalogue.records import created
 from storage.catalogue.sessions import Repository
 
 __all__ = [
+    "SearchLogFilter",
     "SEARCH_ACTION",
     "SearchCoverage",
     "SearchCoverageRow",
@@ -299,10 +300,16 @@ class SearchLog(Repository):
             return _search(r)
 
     def search_log(
-        self, *, offset: int, limit: int, username: str | None = None
+        self,
+        *,
+        offset: int,
+        limit: int,
+        username: str | None = None,
+        filters: SearchLogFilter | None = None,
     ) -> tuple[list[SearchLogRecord], int]:
+        """A page of the log, newest first, and how many rows the filter leaves."""
+        where = (filters or SearchLogFilter()).where(username=username)
         with self._session() as session:
-            where = [SearchLogRow.username == username] if username else []
             total = session.scalar(select(func.count(SearchLogRow.id)).where(*where)) or 0
             rows = session.scalars(
                 select(SearchLogRow)
@@ -312,6 +319,33 @@ class SearchLog(Repository):
                 .limit(limit)
             ).all()
             return [_search(r) for r in rows], total
+
+
+@dataclass(frozen=True)
+class SearchLogFilter:
+    """Which searches of the log to show: by author, case and day (UTC, both ends kept)."""
+
+    username: str | None = None
+    #: Part of the case reference, any case ("2024-17" finds "POL/2024-17").
+    case: str | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+    def where(self, *, username: str | None = None) -> list[Any]:
+        who = username or self.username
+        where: list[Any] = [SearchLogRow.username == who] if who else []
+        if self.case:
+            escaped = (
+                self.case.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            )
+            where.append(func.lower(SearchLogRow.case_reference).like(f"%{escaped}%", escape="\\"))
+        if self.since is not None:
+            start = dt.datetime.combine(self.since, dt.time(), tzinfo=dt.UTC)
+            where.append(SearchLogRow.created_at >= start)
+        if self.until is not None:
+            end = dt.datetime.combine(self.until + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+            where.append(SearchLogRow.created_at < end)
+        return where
 
 
 def _store_record(session: Session, search_id: int, record: SearchRecord) -> None:

@@ -4,6 +4,7 @@ gets "no match" for an unrelated one. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -263,3 +264,211 @@ def test_a_case_walked_through(
     _shot(browser, "case-report-html")
     page = pypdfium2.PdfDocument(pdf.content)[0]
     page.render(scale=1.2).to_pil().save(ARTIFACTS / "case-report-pdf-page1.png")
+
+
+# -- phone layout: every page kind at 390 px --------------------------------------------------
+
+PHONE_WIDTH = 390
+#: One role per page kind it can see, and the pages it loads there.
+PHONE_ROLES = {
+    "registrar": ("reg_phone", Role.REGISTRAR, "Museum of Very Long Institution Names Belgrade"),
+    "investigator": ("inv_phone", Role.INVESTIGATOR, None),
+    "analyst": ("an_phone", Role.ANALYST, None),
+    "auditor": ("aud_phone", Role.AUDITOR, None),
+    "admin": ("adm_phone", Role.ADMIN, None),
+}
+
+
+@pytest.fixture(scope="module")
+def phone_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A service with the fake embedder, and a catalogue, a job and a case to show: the
+    layout, not the matching, is under test."""
+    import uvicorn
+
+    from models.embedders import FakeEmbedder
+    from service.main import create_app
+    from service.security import new_token
+
+    home = tmp_path_factory.mktemp("phone") / "home"
+    settings = Settings(home=home)
+    accounts = Accounts(create_catalogue(settings.database_url).engine)
+    digest = hash_password(PASSWORD)
+    tokens = {}
+    for role_name, (username, role, institution) in PHONE_ROLES.items():
+        account = accounts.create_account(
+            username=username, password_hash=digest, role=role, institution=institution
+        )
+        token, token_digest = new_token()
+        accounts.add_token(account_id=account.id, name="phone", token_sha256=token_digest)
+        tokens[role_name] = token
+    accounts.engine.dispose()
+    port = _free_port()
+    app = create_app(settings, embedder=FakeEmbedder())
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/api/v1/ready", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the service did not become ready")
+    yield url, tokens
+    uv.should_exit = True
+    thread.join(timeout=30)
+
+
+def _seed(url: str, tokens: dict[str, str]) -> dict[str, str]:
+    """An object with a very long id, photos and a loss; a finished job; a case."""
+
+    def call(role: str, method: str, path: str, **kwargs):  # type: ignore[no-untyped-def]
+        headers = {"Authorization": f"Bearer {tokens[role]}"}
+        r = httpx.request(method, f"{url}{path}", headers=headers, timeout=60, **kwargs)
+        assert r.status_code < 300, (path, r.text)
+        return r.json()
+
+    long_id = "RS-NMB-1987-0042-ИКОНА-БОГОРОДИЦЕ-ОДИГИТРИЈЕ-SA-ОКЛОПОМ-" + "X" * 40
+    call(
+        "registrar",
+        "POST",
+        "/api/v1/objects/with-photos",
+        data={
+            "record": json.dumps(
+                {"object_id": long_id, "title": "Икона Богородице Одигитрије " * 4}
+            ),
+            "views": ["front", "back"],
+        },
+        files=[
+            ("files", ("front.jpg", jpeg_bytes(textured_object(11)), "image/jpeg")),
+            ("files", ("back.jpg", jpeg_bytes(textured_object(12)), "image/jpeg")),
+        ],
+    )
+    call(
+        "registrar",
+        "POST",
+        f"/api/v1/objects/{long_id}/status",
+        json={"status": "stolen", "reference": "POLICE-REFERENCE-" + "9" * 60},
+    )
+    manifest = "listing_id,image,title\n" + "".join(
+        f"LISTING-WITH-A-VERY-LONG-IDENTIFIER-{i:04d}-{'Z' * 30},p{i}.jpg,Title {i}\n"
+        for i in range(2)
+    )
+    job = call(
+        "analyst",
+        "POST",
+        "/api/v1/jobs",
+        files=[
+            ("manifest", ("listings.csv", manifest.encode(), "text/csv")),
+            ("images", ("p0.jpg", jpeg_bytes(photographed(textured_object(11), 3)), "image/jpeg")),
+            ("images", ("p1.jpg", b"\xff\xd8\xff broken", "image/jpeg")),
+        ],
+    )
+    deadline = time.monotonic() + 60
+    while call("analyst", "GET", f"/api/v1/jobs/{job['id']}")["status"] not in (
+        "succeeded",
+        "failed",
+    ):
+        assert time.monotonic() < deadline, "job did not finish"
+        time.sleep(0.2)
+    case = call(
+        "investigator",
+        "POST",
+        "/api/v1/cases",
+        json={"reference": "POL-" + "2026-" * 20, "title": "Seizure " * 20},
+    )
+    return {"object": long_id, "job": job["id"], "case": str(case["id"])}
+
+
+def _width(driver: webdriver.Chrome, name: str, widths: dict[str, int]) -> None:
+    widths[name] = int(driver.execute_script("return document.documentElement.scrollWidth"))
+    _shot(driver, f"phone-{name}")
+
+
+def test_every_page_fits_a_phone(
+    phone_server: tuple[str, dict[str, str]], browser: webdriver.Chrome
+) -> None:
+    from urllib.parse import quote
+
+    url, tokens = phone_server
+    seeded = _seed(url, tokens)
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True},
+    )
+    widths: dict[str, int] = {}
+    try:
+        browser.delete_all_cookies()
+        browser.get(f"{url}/login")
+        _width(browser, "login", widths)
+        pages = {
+            "registrar": {
+                "upload": "/upload",
+                "catalogue": "/objects",
+                "object": f"/objects/{quote(seeded['object'])}",
+            },
+            "analyst": {"jobs": "/jobs", "job": f"/jobs/{seeded['job']}"},
+            "investigator": {
+                "cases": "/cases",
+                "case": f"/cases/{seeded['case']}",
+                "alerts": "/alerts",
+            },
+            "auditor": {"audit": "/audit"},
+            "admin": {"admin": "/admin"},
+        }
+        for role, kinds in pages.items():
+            _login(browser, url, PHONE_ROLES[role][0])
+            for name, path in kinds.items():
+                browser.get(f"{url}{path}")
+                _width(browser, name, widths)
+        # the search page with its results
+        _login(browser, url, PHONE_ROLES["investigator"][0])
+        browser.get(f"{url}/search")
+        _width(browser, "search", widths)
+        ARTIFACTS.mkdir(exist_ok=True)
+        query = ARTIFACTS / "phone-query.jpg"
+        query.write_bytes(jpeg_bytes(photographed(textured_object(11), 5)))
+        browser.find_element(By.ID, "search-file").send_keys(str(query))
+        browser.find_element(By.ID, "case-reference").send_keys("CASE-" + "0123456789" * 8)
+        browser.find_element(By.ID, "search-submit").click()
+        WebDriverWait(browser, 60).until(EC.presence_of_element_located((By.ID, "result-summary")))
+        assert browser.find_elements(By.CSS_SELECTOR, ".pair")
+        _width(browser, "search-results", widths)
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert len(widths) == 13
+    too_wide = {name: w for name, w in widths.items() if w > PHONE_WIDTH}
+    assert not too_wide, f"pages wider than a {PHONE_WIDTH} px phone: {too_wide}"
+
+
+def test_upload_labels_each_photo_and_refuses_a_non_image(
+    phone_server: tuple[str, dict[str, str]],
+    browser: webdriver.Chrome,
+    tmp_path: Path,
+) -> None:
+    url, tokens = phone_server
+    front, back, notes = tmp_path / "front.jpg", tmp_path / "back.jpg", tmp_path / "notes.txt"
+    front.write_bytes(jpeg_bytes(textured_object(31)))
+    back.write_bytes(jpeg_bytes(textured_object(32)))
+    notes.write_text("not a photo")
+    _login(browser, url, PHONE_ROLES["registrar"][0])
+    browser.get(f"{url}/upload")
+    browser.find_element(By.ID, "object_id").send_keys("UP-1")
+    browser.find_element(By.ID, "photo-files").send_keys(f"{front}\n{notes}")
+    error = browser.find_element(By.ID, "upload-error")
+    assert "notes.txt" in error.text and error.is_displayed()
+    browser.find_element(By.ID, "photo-files").send_keys(str(back))
+    rows = browser.find_elements(By.CSS_SELECTOR, "#file-list li")
+    assert len(rows) == 2  # the text file was not added
+    for row, view in zip(rows, ("front", "back"), strict=True):
+        row.find_element(By.CSS_SELECTOR, ".photo-view").send_keys(view)
+    browser.find_element(By.ID, "upload-submit").click()
+    WebDriverWait(browser, 60).until(EC.url_contains("/objects/UP-1"))
+    r = httpx.get(
+        f"{url}/api/v1/objects/UP-1", headers={"Authorization": f"Bearer {tokens['registrar']}"}
+    )
+    assert sorted(p["view"] for p in r.json()["photos"]) == ["back", "front"]
