@@ -123,6 +123,7 @@ def best_photo_evidence_png(
     *,
     caption: str = "",
     detail: str = "",
+    translate: Callable[[str], str] | None = None,
 ) -> bytes:
     """The evidence picture against whichever of ``photo_ids`` (one object's photos) the
     query verifies best: a listing check keeps which object matched, not which photo."""
@@ -139,4 +140,6 @@ def best_photo_evidence_png(
         ).inliers
         if inliers > most:
             best, most = photo_id, inliers
-    return photo_evidence_png(services, query, best, caption=caption, detail=detail)
+    return photo_evidence_png(
+        services, query, best, caption=caption, detail=detail, translate=translate
+    )

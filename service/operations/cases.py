@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from engine.evidence import photo_evidence_png, query_blob_key
 from engine.services import Services
 from kernel.errors import InvalidInput, NotFound
-from kernel.i18n import N_
+from kernel.i18n import N_, Translator
+from kernel.i18n import translator as translator_of
 from models.images import decode_image, make_thumbnail
 from service import policy
 from service.deps import Principal
@@ -559,6 +560,7 @@ async def case_evidence(
     case_id: int,
     search_id: int,
     photo_id: int,
+    translator: Translator | None = None,
 ) -> bytes:
     """The evidence picture of a hit of a case's search, for everyone who may read the case
     (not only the search's author); logged like every evidence fetch."""
@@ -570,9 +572,13 @@ async def case_evidence(
             data, source=f"search {search_id}", max_pixels=rt.settings.max_image_pixels
         )
         case = _repo(rt).get_case(case_id)
-        png = photo_evidence_png(
-            services, query, photo_id, caption=f"search {search_id}, case {case.reference}"
+        t = translator or translator_of(None)
+        caption = (
+            t.gettext("search %(search)s", search=search_id)
+            + ", "
+            + t.gettext("case %(case)s", case=case.reference)
         )
+        png = photo_evidence_png(services, query, photo_id, caption=caption, translate=t.gettext)
         rt.audit.append(
             actor=principal.account.username,
             action="evidence",

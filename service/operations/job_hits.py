@@ -17,6 +17,8 @@ from engine.evidence import best_photo_evidence_png
 from engine.services import Services
 from ingest.listings import read_listing_photo
 from kernel.errors import ArtmatchError, InvalidImage, NotFound
+from kernel.i18n import Translator
+from kernel.i18n import translator as translator_of
 from models.images import decode_image, make_thumbnail
 from service.deps import Principal
 from service.operations.jobs import get_job, report_path
@@ -145,9 +147,10 @@ async def listing_evidence(
     job_id: str,
     image: str,
     object_id: str,
+    translator: Translator | None = None,
 ) -> bytes:
     """The evidence picture of a listing against the object it matched, logged like every
-    evidence fetch."""
+    evidence fetch; its words in ``translator``'s language (English without one)."""
 
     def work() -> bytes:
         if not principal.may(Action.READ_OBJECTS):
@@ -157,9 +160,9 @@ async def listing_evidence(
         photos = [p.id for p in rt.queries.photos_of(object_id)] if _exists(rt, object_id) else []
         if not photos:
             raise InvalidImage(f"object {object_id} has no photos left to compare with")
-        png = best_photo_evidence_png(
-            services, query, photos, caption=f"listing {listing_id} ({Path(image).name})"
-        )
+        t = translator or translator_of(None)
+        caption = t.gettext("listing %(listing)s", listing=listing_id) + f" ({Path(image).name})"
+        png = best_photo_evidence_png(services, query, photos, caption=caption, translate=t.gettext)
         rt.audit.append(
             actor=principal.account.username,
             action="evidence",

@@ -19,6 +19,8 @@ from engine.reports import search_record
 from engine.services import Services
 from kernel.enums import ObjectStatus
 from kernel.errors import NotFound
+from kernel.i18n import Translator
+from kernel.i18n import translator as translator_of
 from models.images import decode_image, make_thumbnail
 from service import policy
 from service.deps import Principal
@@ -119,8 +121,18 @@ async def run_search(
 
 
 async def search_evidence(
-    rt: Runtime, services: Services, principal: Principal, *, search_id: int, photo_id: int
+    rt: Runtime,
+    services: Services,
+    principal: Principal,
+    *,
+    search_id: int,
+    photo_id: int,
+    translator: Translator | None = None,
 ) -> bytes:
+    """The evidence picture of a hit, its words in ``translator``'s language (English
+    without one)."""
+    t = translator or translator_of(None)
+
     def work() -> bytes:
         logged = rt.search_log.get_search(search_id)
         if not policy.may_read_search(
@@ -132,10 +144,12 @@ async def search_evidence(
         query = decode_image(
             data, source=f"search {search_id}", max_pixels=rt.settings.max_image_pixels
         )
-        caption = f"search {search_id}" + (
-            f", case {logged.case_reference}" if logged.case_reference else ""
+        caption = t.gettext("search %(search)s", search=search_id) + (
+            ", " + t.gettext("case %(case)s", case=logged.case_reference)
+            if logged.case_reference
+            else ""
         )
-        png = photo_evidence_png(services, query, photo_id, caption=caption)
+        png = photo_evidence_png(services, query, photo_id, caption=caption, translate=t.gettext)
         rt.audit.append(
             actor=principal.account.username,
             action="evidence",

@@ -27,6 +27,7 @@ from service.policy import Action
 
 __all__ = [
     "LANG_COOKIE",
+    "EVIDENCE_WORDS",
     "WORDS",
     "js_strings",
     "render",
@@ -70,6 +71,21 @@ WORDS = {
     "Search log": N_("Search log"),
     "Admin": N_("Admin"),
 }
+
+
+#: The words drawn on an evidence picture (`models.evidence.CAPTION_WORDS`, which a test
+#: keeps equal to this), listed here so the catalogs carry them; ``{...}`` fields are
+#: filled in after translation and must stay as they are.
+EVIDENCE_WORDS = (
+    N_("query photo"),
+    N_("catalogue photo"),
+    N_("object"),
+    N_("matching points"),
+    N_("matched region"),
+    N_("{inliers} of {matches} candidate matches"),
+    N_("no model"),
+    N_("mirrored"),
+)
 
 
 def translator_for(request: Request, principal: Principal | None) -> Translator:

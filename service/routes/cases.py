@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from kernel.i18n import negotiate
 from service.deps import Principal, RuntimeDep, ServicesDep, require
@@ -22,6 +22,7 @@ from service.operations.cases import (
     ShareOut,
 )
 from service.operations.reports import ReportFormat
+from service.pages.rendering import translator_for
 from service.policy import Action
 from service.schemas import DbId, Page
 
@@ -163,9 +164,16 @@ async def case_evidence(
     user: MayUseCases,
     runtime: RuntimeDep,
     services: ServicesDep,
+    request: Request,
 ) -> Response:
     png = await ops.case_evidence(
-        runtime, services, user, case_id=case_id, search_id=search_id, photo_id=photo_id
+        runtime,
+        services,
+        user,
+        case_id=case_id,
+        search_id=search_id,
+        photo_id=photo_id,
+        translator=translator_for(request, user),
     )
     return Response(content=png, media_type="image/png")
 

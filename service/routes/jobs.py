@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from service.deps import MayReadJobs, MayRunJobs, RuntimeDep, ServicesDep
 from service.operations import job_hits
 from service.operations import jobs as ops
+from service.pages.rendering import translator_for
 from service.schemas import JobPublic
 from service.uploads import read_upload
 
@@ -142,8 +143,15 @@ async def listing_evidence(
     user: MayReadJobs,
     runtime: RuntimeDep,
     services: ServicesDep,
+    request: Request,
 ) -> Response:
     png = await job_hits.listing_evidence(
-        runtime, services, user, job_id=job_id, image=image, object_id=object_id
+        runtime,
+        services,
+        user,
+        job_id=job_id,
+        image=image,
+        object_id=object_id,
+        translator=translator_for(request, user),
     )
     return Response(content=png, media_type="image/png")

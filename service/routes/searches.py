@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 
 from kernel.enums import ObjectStatus
 from service.deps import MayAudit, MaySearch, Principal, RuntimeDep, ServicesDep, require
 from service.operations import search_log as log_ops
 from service.operations import searches as ops
+from service.pages.rendering import translator_for
 from service.policy import Action
 from service.schemas import (
     AuditEntryOut,
@@ -77,8 +78,16 @@ async def search_evidence(
     user: MaySeeEvidence,
     runtime: RuntimeDep,
     services: ServicesDep,
+    request: Request,
 ) -> Response:
-    png = await ops.search_evidence(runtime, services, user, search_id=search_id, photo_id=photo_id)
+    png = await ops.search_evidence(
+        runtime,
+        services,
+        user,
+        search_id=search_id,
+        photo_id=photo_id,
+        translator=translator_for(request, user),
+    )
     return Response(content=png, media_type="image/png")
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 
+from kernel.i18n import translator
+from models.evidence import CAPTION_WORDS
+from service.pages.rendering import EVIDENCE_WORDS
 from tests.service.conftest import PASSWORD, Api
 from tests.utils.images import jpeg_bytes, photographed, textured_object
 
@@ -205,3 +208,25 @@ def test_common_error_messages_are_translated_on_pages(api: Api) -> None:
         headers={"Accept-Language": "de"},
     )
     assert r.status_code == 422 and r.json()["message"].startswith("a webhook is an http://")
+
+
+def test_the_evidence_picture_speaks_the_readers_language(api: Api) -> None:
+    assert EVIDENCE_WORDS == CAPTION_WORDS
+    german = translator("de")
+    assert all(german.gettext(w) != w for w in ("matching points", "matched region"))
+    _catalogue(api)
+    query = jpeg_bytes(photographed(textured_object(2), seed=5))
+    r = api.as_(
+        "inv",
+        "POST",
+        "/api/v1/searches",
+        files={"file": ("q.jpg", query, "image/jpeg")},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    url = f"/api/v1/searches/{body['search_id']}/evidence/{body['hits'][0]['photo_id']}.png"
+    pictures = {
+        lang: api.as_("inv", "GET", url, headers={"Accept-Language": lang}) for lang in ("en", "de")
+    }
+    assert all(p.status_code == 200 for p in pictures.values())
+    assert pictures["en"].content != pictures["de"].content
