@@ -50,7 +50,7 @@ class FeatureRows(Repository):
         return row
 
     def _feature_bytes(
-        self, rows: Sequence[Row[tuple[int, bytes | None, str | None]]]
+        self, rows: Sequence[Row[int, bytes | None, str | None]]
     ) -> dict[int, bytes]:
         out = {int(pid): bytes(data) for pid, data, key in rows if key is None and data is not None}
         refs = {int(pid): key for pid, _, key in rows if key is not None}
