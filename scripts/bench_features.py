@@ -132,9 +132,11 @@ def main() -> None:
             t = time.perf_counter()
             n = sum(len(b) for b in cat.iter_local_features(FEATURES_KEY))
             print(f"full pass ({name}): {(time.perf_counter() - t) * 1e3:.0f} ms for {n} photos")
-        for name in ("rows", "rows2", "blobs"):
-            # WAL mode: what is not checkpointed yet lives in the -wal file.
-            size = sum(p.stat().st_size for p in root.glob(f"{name}.sqlite3*"))
+        for name, cat in (("rows", rows), ("rows2", rows2), ("blobs", blobs)):
+            # WAL mode: checkpointed first, so the main file holds everything.
+            with cat.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            size = (root / f"{name}.sqlite3").stat().st_size
             print(f"database bytes/photo ({name}): {size / len(feats):.0f}")
 
         index = create_descriptor_index(

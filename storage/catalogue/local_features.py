@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
-from kernel.errors import ConfigError
+from kernel.errors import ConfigError, NotFound
 from storage.catalogue.orm import LocalFeatureSet, Photo
 from storage.catalogue.records import PhotoRef, photo_ref
 from storage.catalogue.sessions import Repository
@@ -120,7 +120,9 @@ class FeatureRows(Repository):
     def store_local_features(self, photo_id: int, method: str, data: bytes) -> None:
         with self._session() as session:
             sha = session.scalar(select(Photo.sha256).where(Photo.id == photo_id))
-            self._feature_row(session, photo_id=photo_id, sha256=str(sha), method=method, data=data)
+            if sha is None:
+                raise NotFound(f"no photo {photo_id}")
+            self._feature_row(session, photo_id=photo_id, sha256=sha, method=method, data=data)
 
     def photos_without_local_features(self, method: str) -> list[PhotoRef]:
         with self._session() as session:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kernel.errors import ConfigError
+from kernel.errors import ConfigError, NotFound
 from kernel.schemas import ObjectCreate
 from models.local_features import FEATURES_KEY, LocalFeatures
 from storage.blobs import BlobStore, LocalBlobStore, MemoryBlobStore
@@ -159,3 +159,9 @@ def test_a_referenced_blob_without_a_store_is_a_clear_error(catalogue: Catalogue
         catalogue.local_features([pid], FEATURES_KEY)
     with pytest.raises(ConfigError):
         catalogue.move_features_to_blobs()
+
+
+def test_features_of_an_unknown_photo_are_refused(catalogue: Catalogue, store: BlobStore) -> None:
+    with pytest.raises(NotFound):
+        catalogue.store_local_features(12345, FEATURES_KEY, b"x")
+    assert list(store.keys(FEATURES_PREFIX)) == []
