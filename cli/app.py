@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kernel.errors import InvalidInput
 from kernel.settings import Settings, get_settings
+from kernel.threads import configure_threads
 
 if TYPE_CHECKING:
     from engine.services import Services
@@ -99,6 +100,8 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    # Every command: numpy's BLAS threads would fight torch and OpenCV for the cores.
+    configure_threads(get_settings().threads)
     if home is None:
         return
     if home.exists() and not home.is_dir():

@@ -37,6 +37,7 @@ from storage.index.registry import create_index, index_type, load_index
 from storage.index.snapshots import latest_snapshot, load_snapshot, save_snapshot
 
 if TYPE_CHECKING:
+    from engine.search.filters import FilterCache
     from models.embedders import Embedder
 
 __all__ = [
@@ -80,6 +81,8 @@ class Services:
     #: Held while catching up with other processes: the service passes its write lock, so a
     #: catch-up never interleaves with an ingest or delete of its own.
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: Search filters by catalogue version (`engine.search.filters`).
+    filters: FilterCache = field(default_factory=lambda: _filter_cache())
 
     @property
     def index_states(self) -> IndexStates:
@@ -151,6 +154,13 @@ class Services:
             self.save_snapshot()
             self.save_descriptors()
         self.catalogue.close()
+
+
+def _filter_cache() -> FilterCache:
+    # Imported here: `engine.search` imports this module.
+    from engine.search.filters import FilterCache
+
+    return FilterCache()
 
 
 def _chunks(ids: np.ndarray) -> Iterator[np.ndarray]:

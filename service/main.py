@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from kernel.settings import Settings, WebSettings, get_settings
+from kernel.threads import configure_threads
 from service.errors import document_errors, install_error_handlers
 from service.headers import SecurityHeadersMiddleware
 from service.jobs import JobRunner
@@ -61,9 +62,14 @@ def create_app(
 ) -> FastAPI:
     """The artmatch web app; ``embedder`` overrides the configured one (tests use a fake)."""
     web = web or WebSettings()
+    # Here, in the thread that builds the app (OpenBLAS ignores a limit set from another
+    # thread, and a test client runs the lifespan in one), and again in the lifespan.
+    configure_threads((settings or get_settings()).threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before anything computes: numpy's BLAS threads would fight torch and OpenCV.
+        configure_threads((settings or get_settings()).threads)
         runtime = await run_in_threadpool(open_runtime, settings or get_settings(), web)
         await run_in_threadpool(prepare_password_checks)
         if web.job_workers > 0:

@@ -2,11 +2,14 @@
 
 Used when the service runs with ``ARTMATCH_WEB_JOB_WORKERS=0`` (as in docker-compose), so
 that hours of listing checks never compete with interactive searches. Jobs are claimed from
-the database atomically; before each job the index is reopened, so photos and thefts added
-through the service since the worker started are seen. Each job is held under a lease renewed
-by a heartbeat: a job whose runner died is marked failed once its lease runs out
-(``ARTMATCH_WEB_JOB_LEASE_S``), and a job another live process runs is never touched, so
-several workers (and a service running jobs itself) can share one database.
+the database atomically. The worker keeps its services (model, indexes, search filters)
+from job to job; before each job they catch up with the catalogue by its version
+(`Services.refresh`: one small SELECT when nothing changed, else only the photos added or
+removed), so photos and thefts added through the service since the worker started are seen.
+Each job is held under a lease renewed by a heartbeat: a job whose runner died is marked
+failed once its lease runs out (``ARTMATCH_WEB_JOB_LEASE_S``), and a job another live process
+runs is never touched, so several workers (and a service running jobs itself) can share one
+database.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from engine.services import Services, build_services
 from kernel.enums import JobStatus
 from kernel.settings import Settings, WebSettings
+from kernel.threads import configure_threads
 from service.jobs import JobRunner, listing_source
 from service.operations.alerts import notify_alerts
 from service.runtime import open_runtime
@@ -42,6 +46,9 @@ def run_worker(
     """Run queued jobs until stopped (SIGTERM/SIGINT) or, with ``once``, until none is
     queued; returns the number of jobs run."""
     web = web or WebSettings()
+    configure_threads(settings.threads)
+    # Built once: between jobs the indexes catch up with the catalogue's changes in place
+    # (`Services.refresh`), which reads only what changed; reopening them read every vector.
     services = services or build_services(settings)
     jobs = Jobs(services.catalogue.engine)
     # The accounts, subscriptions and webhooks the alerts of a job are sent by.

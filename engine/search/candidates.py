@@ -24,6 +24,7 @@ from models.regions import Box, propose_regions
 from models.verification import Verification
 from storage.catalogue import PhotoRef
 from storage.index.base import VectorIndex
+from storage.index.filters import IdFilter
 
 __all__ = [
     "Candidate",
@@ -103,7 +104,7 @@ def look_up(
     vectors: np.ndarray,
     *,
     k: int,
-    allowed: np.ndarray | None,
+    allowed: IdFilter | np.ndarray | None,
 ) -> tuple[Neighbours, dict[int, PhotoRef]]:
     """The ``k`` nearest photos of each query view, and the catalogue refs of them all."""
     whole = index.search(vectors, k, allowed_ids=allowed)
@@ -187,7 +188,7 @@ def look_up_regions(
     boxes: Sequence[Box],
     *,
     k: int,
-    allowed: np.ndarray | None,
+    allowed: IdFilter | np.ndarray | None,
     refs: dict[int, PhotoRef],
 ) -> tuple[list[Neighbours], dict[int, PhotoRef]]:
     """The nearest photos of each region of ``image``, and ``refs`` completed with theirs."""

@@ -44,6 +44,7 @@ from models.regions import Box
 from storage.catalogue import Catalogue, PhotoRef
 from storage.descriptors.base import DescriptorIndex
 from storage.index.base import VectorIndex
+from storage.index.filters import IdFilter
 
 __all__ = ["QUERY_FEATURES", "search", "whole_vector_key"]
 
@@ -80,9 +81,10 @@ def search(
     settings = services.settings.match
     catalogue, index, embedder = services.catalogue, services.index, services.embedder
     verify = settings.verify if verify is None else verify
-    allowed = None
-    if statuses or institutions:
-        allowed = catalogue.photo_ids_where(statuses=statuses, institutions=institutions)
+    # Cached per filter and catalogue version: a repeated search does no SQL scan and builds
+    # no selector (`engine.search.filters`).
+    scope = services.filters.scope(catalogue, statuses=statuses, institutions=institutions)
+    allowed = scope.allowed
     size = max(index.size, 1)
     k = min(max(top_k, settings.verify_top) * settings.photos_per_object, size)
     threshold, threshold_on = decision_threshold(settings, verify=verify)
@@ -122,9 +124,7 @@ def search(
         model=f"{embedder.name} {embedder.version}",
         index_version=index.meta.version,
         query_keypoints=ranked.query_keypoints,
-        objects_searched=catalogue.count_objects_where(
-            statuses=statuses, institutions=institutions
-        ),
+        objects_searched=scope.objects,
         photos_searched=index.size if allowed is None else len(allowed),
         statuses=list(statuses) if statuses else None,
         institutions=list(institutions) if institutions else None,
@@ -151,7 +151,7 @@ def _global_only(
     crops: Sequence[float],
     k: int,
     top: int,
-    allowed: np.ndarray | None,
+    allowed: IdFilter | None,
 ) -> _Ranked:
     vectors = embed_query(embedder, query.image, crops)
     whole, refs = look_up(index, catalogue, vectors, k=k, allowed=allowed)
@@ -170,7 +170,7 @@ def _verified(
     settings: MatchSettings,
     k: int,
     top: int,
-    allowed: np.ndarray | None,
+    allowed: IdFilter | None,
 ) -> _Ranked:
     """The CNN's candidates verified pairwise, fused with the copies that local-descriptor
     retrieval verified (every object of a seizure photo, however small), then decided.
@@ -192,12 +192,10 @@ def _verified(
 
     candidates = pool_candidates(whole=whole, regions=[], top=top, refs=refs)
     if descriptors is not None:
-        instances = vote_and_verify(
-            descriptors,
-            catalogue,
-            features,
-            allowed=None if allowed is None else {int(i) for i in allowed},
-        )
+        # The descriptor search itself runs over the whole catalogue, filtered or not: its
+        # ratio test must see every photo (a filtered-out look-alike contests a match). It is
+        # no second scan of the filter: ``allowed`` masks its votes (`local.vote`).
+        instances = vote_and_verify(descriptors, catalogue, features, allowed=allowed)
         candidates, refs = merge_instances(
             candidates,
             instances,

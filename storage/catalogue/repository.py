@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import ColumnElement, create_engine, event, func, or_, select
+from sqlalchemy import ColumnElement, Insert, create_engine, event, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kernel.enums import ObjectStatus
 from kernel.errors import Conflict, InvalidInput
 from kernel.schemas import ObjectCreate, ObjectPublic, StatusChange
+from storage.catalogue.index_state import PHOTOS, IndexState
 from storage.catalogue.local_features import FeatureRows
 from storage.catalogue.orm import (
     CatalogueObject,
@@ -38,7 +40,14 @@ from storage.catalogue.records import (
 from storage.features import FeatureStore
 from storage.index.base import fingerprint_ids
 
-__all__ = ["Catalogue", "NewPhoto", "PhotoRef", "create_catalogue"]
+__all__ = ["OBJECTS", "Catalogue", "NewPhoto", "PhotoRef", "create_catalogue"]
+
+#: The ``index_state`` row counting status changes of objects. The ``photos`` row (bumped by
+#: triggers) misses them, yet a cached search filter ("stolen only") must see them
+#: (`engine.search.filters`). Made by the first status change rather than by a migration;
+#: until then it reads as 0. Institutions of objects never change, and objects gain or lose
+#: photos only with their vectors, which the ``photos`` row counts.
+OBJECTS = "objects"
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,7 @@ class Catalogue(FeatureRows):
                     note=change.note,
                 )
             )
+            session.execute(_bump(session, OBJECTS))
             session.flush()
             return object_public(obj, len(obj.photos))
 
@@ -289,6 +299,19 @@ class Catalogue(FeatureRows):
             ).all()
         return fingerprint_ids(ids)
 
+    def filter_version(self) -> tuple[int, int]:
+        """(photos version, objects version): what `photo_ids_where` and `count_objects_where`
+        return can only change when this does. One primary-key SELECT."""
+        with self._session() as session:
+            rows = dict(
+                session.execute(
+                    select(IndexState.name, IndexState.version).where(
+                        IndexState.name.in_([PHOTOS, OBJECTS])
+                    )
+                ).all()
+            )
+        return int(rows.get(PHOTOS) or 0), int(rows.get(OBJECTS) or 0)
+
     def photo_ids_where(
         self,
         *,
@@ -383,6 +406,21 @@ class Catalogue(FeatureRows):
                             if c.name != "id"
                         } | {"matches": json.loads(r.matches_json)}
         return out
+
+
+def _bump(session: Session, name: str) -> Insert:
+    """Count one more change under ``name`` in ``index_state``, making the row if missing
+    (an upsert: two first changes at once each count)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(IndexState)
+        .values(name=name, version=1)
+        .on_conflict_do_update(
+            index_elements=[IndexState.name],
+            set_={"version": IndexState.version + 1, "updated_at": func.now()},
+        )
+    )
 
 
 def _embedding(photo_id: int, model: str, model_version: str, vector: np.ndarray) -> Embedding:

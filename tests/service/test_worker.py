@@ -91,3 +91,53 @@ def test_prune_uploads_deletes_old_manifests_of_finished_jobs(api, tmp_path) -> 
     assert prune_uploads(runtime.jobs, runtime.manifests_dir, days=90) == ["old"]
     assert sorted(p.name for p in runtime.manifests_dir.iterdir()) == ["new", "queued"]
     assert runtime.jobs.get_job("old").status is JobStatus.SUCCEEDED  # the job itself stays
+
+
+def _queue(api, listing: str, image: bytes) -> str:  # type: ignore[no-untyped-def]
+    files = [
+        ("manifest", ("listings.csv", f"listing_id,image\n{listing},p.jpg\n".encode(), "text/csv")),
+        ("images", ("p.jpg", image, "image/jpeg")),
+    ]
+    return str(api.as_(AN, "POST", "/api/v1/jobs", files=files).json()["id"])
+
+
+def test_worker_keeps_its_services_between_jobs_and_catches_up(  # type: ignore[no-untyped-def]
+    api, monkeypatch
+) -> None:
+    """The worker opens its model and indexes once; a theft reported (with a new photo)
+    through the service between two jobs is found by the second job all the same."""
+    import engine.services
+    import service.worker
+
+    for i in range(2):
+        _object(api, f"A-{i}", title=f"Object {i}")
+        _upload(api, f"A-{i}", jpeg_bytes(textured_object(i)))
+    api.as_(REG, "POST", "/api/v1/objects/A-1/status", json={"status": "stolen"})
+    first = _queue(api, "L1", jpeg_bytes(photographed(textured_object(1), 3)))
+    second = _queue(api, "L2", jpeg_bytes(photographed(textured_object(5), 3)))
+
+    opened: list[int] = []
+    real_build, real_open = service.worker.build_services, engine.services.open_index
+
+    def build(*args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(1)
+        return real_build(*args, **kwargs)
+
+    def open_index(*args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(2)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(service.worker, "build_services", build)
+    monkeypatch.setattr(engine.services, "open_index", open_index)
+
+    def between(job_id: str) -> None:
+        if job_id == first:  # the service adds and reports an object meanwhile
+            _object(api, "A-5", title="Object 5")
+            _upload(api, "A-5", jpeg_bytes(textured_object(5)))
+            api.as_(REG, "POST", "/api/v1/objects/A-5/status", json={"status": "stolen"})
+
+    runtime = api.client.app.state.runtime
+    assert run_worker(runtime.settings, once=True, on_job=between) == 2
+    assert opened == [1, 2]  # built (and its index opened) once, for both jobs
+    for job_id in (first, second):
+        assert api.as_(AN, "GET", f"/api/v1/jobs/{job_id}").json()["hits"] == 1

@@ -152,6 +152,19 @@ def test_status_changes_history_and_filters(cat: Catalogue) -> None:
         cat.set_status("nope", StatusChange(status=ObjectStatus.STOLEN))
 
 
+def test_status_changes_and_vectors_move_the_filter_version(cat: Catalogue) -> None:
+    """Cached search filters (`engine.search.filters`) are valid while this stays put."""
+    photos, objects = cat.filter_version()
+    _add(cat, 1, "A-1")
+    assert cat.filter_version()[0] > photos  # a vector: the triggers' counter
+    photos, objects = cat.filter_version()
+    cat.set_status("A-1", StatusChange(status=ObjectStatus.STOLEN))  # makes the row
+    cat.set_status("A-1", StatusChange(status=ObjectStatus.RECOVERED))
+    assert cat.filter_version() == (photos, objects + 2)
+    cat.upsert_object(ObjectCreate(object_id="A-1", institution="Museum A", title="Renamed"))
+    assert cat.filter_version() == (photos, objects + 2)  # no status change: filters stand
+
+
 def _check(
     listing_id: str,
     *,

@@ -1,0 +1,49 @@
+"""Thread pools of the native libraries, set once when a process starts (service, worker,
+CLI: `configure_threads`).
+
+numpy's OpenBLAS starts one thread per core. On the 2-core reference machine its threads
+fought torch's and OpenCV's for the cores: with one BLAS thread a query's p50 went from 163
+to 127 ms with 39 % less CPU, and under load verification no longer inflated tenfold (issue
+13). The vector search itself is FAISS (its own OpenMP pool); numpy's BLAS only does the
+small products of a query (similarities of a few vectors), which one thread does as fast.
+
+torch's threads are the embedder's (``ARTMATCH_EMBEDDER__THREADS``, set where the CNN is
+built: `models.embedders`). OpenCV keeps its default (one per core) unless the setting says
+otherwise: the query's SIFT measured faster with both cores.
+
+Set at run time through threadpoolctl, not by environment variables before numpy loads: the
+settings are only known once numpy is already imported. OpenBLAS takes the limit only from the
+process's main thread (measured: a call from another thread is ignored), so the entry points
+call this where they start, in the main thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernel.settings import ThreadSettings
+
+__all__ = ["blas_threads", "configure_threads"]
+
+
+def configure_threads(settings: ThreadSettings) -> None:
+    """Limit numpy's BLAS and OpenCV to the threads ``settings`` names (0: their default).
+
+    Process-wide and idempotent; libraries loaded later (torch's own BLAS) are not touched.
+    """
+    if settings.blas > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=settings.blas, user_api="blas")
+    if settings.opencv > 0:
+        import cv2
+
+        cv2.setNumThreads(settings.opencv)
+
+
+def blas_threads() -> dict[str, Any]:
+    """``{library file: threads}`` of every BLAS loaded in this process (for `artmatch`
+    diagnostics and tests)."""
+    from threadpoolctl import threadpool_info
+
+    return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
