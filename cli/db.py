@@ -1,10 +1,11 @@
-"""`artmatch db upgrade` and `artmatch db current`: the catalogue database's schema."""
+"""`artmatch db upgrade`, `db current` and `db move-features`: the catalogue database's
+schema, and moving what older schemas kept in it (local features) to the blob store."""
 
 from __future__ import annotations
 
 import typer
 
-from cli.app import app, out, settings_of
+from cli.app import app, out, progress_bar, settings_of
 
 __all__ = ["db_app"]
 
@@ -54,6 +55,28 @@ def current(ctx: typer.Context) -> None:
         return
     out.print(f"{revision or 'empty'}; head is {head}: run `{UPGRADE_COMMAND}`")
     raise typer.Exit(1)
+
+
+@db_app.command("move-features")
+def move_features(ctx: typer.Context) -> None:
+    """Move local features still held in database rows (catalogues from before migration
+    0011) to the blob store; safe to run again, and while the service runs."""
+    from storage.blobs import create_blob_store
+    from storage.catalogue import create_catalogue
+    from storage.features import FeatureStore
+
+    settings = settings_of(ctx)
+    catalogue = create_catalogue(
+        settings.database_url, features=FeatureStore(create_blob_store(settings))
+    )
+    try:
+        todo = catalogue.features_in_rows()
+        with progress_bar() as progress:
+            task = progress.add_task("Moving features", total=todo)
+            moved = catalogue.move_features_to_blobs(progress=lambda n: progress.advance(task, n))
+    finally:
+        catalogue.close()
+    out.print(f"moved the local features of {moved} photo(s) to the blob store")
 
 
 app.add_typer(db_app)

@@ -46,14 +46,15 @@ def fsck(
     from storage.catalogue import create_catalogue
     from storage.descriptors.base import DescriptorMeta
     from storage.descriptors.registry import create_descriptor_index
+    from storage.features import FeatureStore
     from storage.index.base import IndexMeta
     from storage.index.registry import create_index
 
     settings = settings_of(ctx)
     grace = dt.timedelta(minutes=grace_minutes)
-    catalogue = create_catalogue(settings.database_url)
+    blobs = create_blob_store(settings)
+    catalogue = create_catalogue(settings.database_url, features=FeatureStore(blobs))
     try:
-        blobs = create_blob_store(settings)
         with err.status("Loading model..."):
             embedder = create_embedder(settings.embedder)
 

@@ -31,6 +31,7 @@ from storage.descriptors.registry import (
     descriptor_index_type,
     load_descriptor_index,
 )
+from storage.features import FeatureStore
 from storage.index.base import IndexMeta, VectorIndex, fingerprint_ids
 from storage.index.registry import create_index, index_type, load_index
 from storage.index.snapshots import latest_snapshot, load_snapshot, save_snapshot
@@ -57,7 +58,8 @@ log = logging.getLogger(__name__)
 #: more are read when the lists it will train need more points (`_training_sample`).
 TRAIN_PHOTOS = 200
 #: Photos whose stored vectors or features a catch-up reads per query (SQLite allows 32,766
-#: parameters in one statement; a batch of features is ~75 KB per photo).
+#: parameters in one statement; a batch of features is ~80 KB per photo, its blobs fetched in
+#: parallel by `storage.features.FeatureStore.get_many`).
 CATCH_UP_BATCH = 256
 
 
@@ -453,7 +455,8 @@ def _fill_descriptor_index(index: DescriptorIndex, catalogue: Catalogue, method:
     sample, expected = _training_sample(index, catalogue, method, ids)
     index.train(sample, expected=expected)
     del sample
-    for batch in catalogue.iter_local_features(method):
+    # A batch's blobs are fetched in parallel, one batch at a time: memory stays bounded.
+    for batch in catalogue.iter_local_features(method, batch=CATCH_UP_BATCH):
         for photo_id, blob in batch:
             index.add(photo_id, _photo_descriptors(photo_id, blob))
 
@@ -469,8 +472,9 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None) -> S
         max_bytes=settings.max_decode_bytes, max_concurrent=settings.max_concurrent_decodes
     )
     settings.home.mkdir(parents=True, exist_ok=True)
-    catalogue = create_catalogue(settings.database_url)
     blobs = create_blob_store(settings)
+    # Local features live in the blob store, the rows only name them (storage.features).
+    catalogue = create_catalogue(settings.database_url, features=FeatureStore(blobs))
     embedder = embedder or create_embedder(settings.embedder)
     index, rebuilt = open_index(settings, catalogue, embedder, blobs=blobs)
     descriptors, _ = open_descriptor_index(settings, catalogue)

@@ -3,8 +3,9 @@
 The write order of `ingest.photos` (blobs, then the row with its vector in one transaction,
 then the index) means a crash can leave only these, all found here:
 
-- orphan blobs: keys under ``photos/`` or ``thumbnails/`` that no photo row names (the crash
-  came between the blob writes and the commit). Harmless but wasted space; `repair` deletes
+- orphan blobs: keys under ``photos/``, ``thumbnails/`` or ``features/`` that no photo or
+  local-feature row names (the crash came between the blob writes and the commit, or a
+  delete stopped after its rows). Harmless but wasted space; `repair` deletes
   them. One younger than the grace period may belong to an import still in flight, so it is
   reported as pending and deleted only with ``force``.
 - the saved index (local file, else the blob store's snapshot) missing vectors the catalogue
@@ -15,6 +16,7 @@ then the index) means a crash can leave only these, all found here:
 
 And, from outside interference or older versions: rows whose photo or thumbnail blob is gone
 (a thumbnail is made again from the photo; a lost photo cannot be repaired and stays reported),
+local-feature rows whose blob is gone (their features are extracted again from the photo),
 photos without a vector of the current model (embedded again).
 """
 
@@ -36,6 +38,7 @@ from storage.blobs import BlobStore, LocalBlobStore
 from storage.catalogue import Catalogue, Embedding, Photo
 from storage.descriptors.base import DescriptorIndex
 from storage.descriptors.registry import load_descriptor_index
+from storage.features import FEATURES_PREFIX
 from storage.index.base import VectorIndex
 from storage.index.registry import load_index
 
@@ -55,7 +58,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Where `ingest.photos` writes; anything else in the bucket (index snapshots...) is not ours.
-BLOB_PREFIXES = ("photos/", "thumbnails/")
+BLOB_PREFIXES = ("photos/", "thumbnails/", FEATURES_PREFIX)
 #: Orphans younger than this may be an import in flight.
 DEFAULT_GRACE = dt.timedelta(hours=1)
 
@@ -71,6 +74,8 @@ class FsckReport:
     #: (photo id, key) of rows whose blob is missing.
     missing_photos: list[tuple[int, str]] = field(default_factory=list)
     missing_thumbnails: list[tuple[int, str]] = field(default_factory=list)
+    #: (photo id, key) of local-feature rows whose blob is missing.
+    missing_features: list[tuple[int, str]] = field(default_factory=list)
     #: Photos with no vector of the current model.
     without_vector: list[int] = field(default_factory=list)
     #: Where the checked index came from: "local", "snapshot" or "none".
@@ -107,6 +112,7 @@ class FsckReport:
             self.orphan_blobs
             or self.missing_photos
             or self.missing_thumbnails
+            or self.missing_features
             or self.without_vector
             or self.not_in_index
             or self.not_in_catalogue
@@ -115,7 +121,7 @@ class FsckReport:
     def lines(self) -> list[str]:
         """One line per kind of problem, for people."""
         out = [
-            f"{self.photos} photo row(s), {self.blobs} photo/thumbnail blob(s), "
+            f"{self.photos} photo row(s), {self.blobs} photo/thumbnail/feature blob(s), "
             f"index: {self.index_source}"
         ]
 
@@ -128,6 +134,7 @@ class FsckReport:
         add(self.pending_blobs, "recent orphan blob(s), maybe an import in flight (kept)")
         add([k for _, k in self.missing_photos], "photo row(s) whose photo blob is missing")
         add([k for _, k in self.missing_thumbnails], "photo row(s) whose thumbnail is missing")
+        add([k for _, k in self.missing_features], "local-feature row(s) whose blob is missing")
         add(self.without_vector, "photo(s) without a vector of the current model")
         if self.no_index:
             out.append(f"no saved index for {len(self.not_in_index)} stored vector(s)")
@@ -254,6 +261,10 @@ def check_store(
             report.missing_photos.append((photo_id, photo_key))
         if thumb_key not in stored:
             report.missing_thumbnails.append((photo_id, thumb_key))
+    for photo_id, feature_key in catalogue.feature_refs():
+        named.add(feature_key)
+        if feature_key not in stored:
+            report.missing_features.append((photo_id, feature_key))
     for key in sorted(stored - named):
         written = blob_modified(blobs, key)
         young = written is not None and now - written < grace
@@ -296,6 +307,7 @@ def repair_store(services: Services, report: FsckReport, *, force: bool = False)
     # Look again just before deleting: an import may have committed a row naming the blob
     # since the scan (the grace period makes that unlikely, --force makes it possible).
     named = {k for _, p, t in _photo_keys(catalogue) for k in (p, t)}
+    named.update(k for _, k in catalogue.feature_refs())
     removed = [key for key in doomed if key not in named]
     for key in removed:
         blobs.delete(key)
@@ -321,9 +333,15 @@ def repair_store(services: Services, report: FsckReport, *, force: bool = False)
     if remade:
         actions.append(f"made {remade} missing thumbnail(s) again")
 
-    if report.without_vector:
+    lost_features = {pid for pid, _ in report.missing_features} - lost
+    if lost_features:
+        catalogue.drop_local_features(lost_features)
+    if report.without_vector or lost_features:
         embedded = reembed_missing(services)
-        actions.append(f"embedded {embedded} photo(s) that had no vector")
+        if report.without_vector:
+            actions.append(f"embedded {embedded} photo(s) that had no vector")
+    if lost_features:
+        actions.append(f"extracted lost local features of {len(lost_features)} photo(s) again")
     rebuild_vectors = bool(report.without_vector or report.not_in_index or report.not_in_catalogue)
     if rebuild_vectors:
         services.index, _ = open_index(
@@ -333,7 +351,7 @@ def repair_store(services: Services, report: FsckReport, *, force: bool = False)
         actions.append(f"rebuilt the index from {services.index.size} stored vector(s)")
     # Re-embedding stores local features too, and what left the vector index stale (a crash,
     # a file put back) leaves the descriptor index so as well; or it is stale on its own.
-    if rebuild_vectors or report.descriptors_stale:
+    if rebuild_vectors or report.descriptors_stale or lost_features:
         services.descriptors, _ = open_descriptor_index(settings, catalogue, force_rebuild=True)
         services.descriptors_saved_version = services.descriptors.meta.version
         actions.append(

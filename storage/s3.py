@@ -66,7 +66,8 @@ def make_http_client(
     )
     return urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
-        maxsize=_PARALLEL_UPLOADS + 2,
+        # Room for the parallel GETs of a batch of local features (storage.features).
+        maxsize=max(_PARALLEL_UPLOADS + 2, 16),
         retries=retry,
     )
 

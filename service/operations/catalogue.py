@@ -17,6 +17,7 @@ from kernel.enums import ObjectStatus
 from kernel.errors import Conflict, InvalidImage, InvalidInput, NotFound
 from kernel.i18n import N_
 from kernel.schemas import ObjectCreate, ObjectPublic, ObjectUpdate, StatusChange
+from models.local_features import FEATURES_KEY
 from service.deps import Principal
 from service.errors import Forbidden
 from service.operations import alerts
@@ -35,6 +36,7 @@ from service.schemas import (
     UploadOutcome,
 )
 from storage.catalogue.browse import PhotoRecord
+from storage.features import feature_key
 
 __all__ = [
     "change_status",
@@ -248,7 +250,9 @@ def _forget_photos(services: Services, photos: Sequence[PhotoRecord]) -> None:
         services.descriptors.remove(ids)
         sync_index(services)
         for p in photos:
-            for key in (p.blob_key, p.thumbnail_key):
+            # The features' rows went with the photo's (cascade); their blob goes here.
+            features = feature_key(sha256=p.sha256, method=FEATURES_KEY)
+            for key in (p.blob_key, p.thumbnail_key, features):
                 if services.blobs.exists(key):
                     services.blobs.delete(key)
 

@@ -183,7 +183,12 @@ class LocalFeatureSet(Base):
     photo_id: Mapped[int] = mapped_column(ForeignKey("photos.id", ondelete="CASCADE"), index=True)
     #: Extraction method and parameters, e.g. "rootsift/640/1000".
     method: Mapped[str] = mapped_column(String(100))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The bytes, for rows written before migration 0011 and not yet moved to the blob store
+    #: (`artmatch db move-features`); None once they live under ``blob_key``.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    #: Where the bytes live in the blob store (`storage.features`); None: still in ``data``.
+    blob_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    size: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class ListingCheck(Base):

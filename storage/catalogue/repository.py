@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +21,12 @@ from kernel.enums import ObjectStatus
 from kernel.errors import Conflict, InvalidInput
 from kernel.schemas import ObjectCreate, ObjectPublic, StatusChange
 from storage.catalogue.index_state import PHOTOS, IndexState
+from storage.catalogue.local_features import FeatureRows
 from storage.catalogue.orm import (
     CatalogueObject,
     Embedding,
     Institution,
     ListingCheck,
-    LocalFeatureSet,
     Photo,
     StatusEvent,
 )
@@ -37,7 +37,7 @@ from storage.catalogue.records import (
     object_row,
     photo_ref,
 )
-from storage.catalogue.sessions import Repository
+from storage.features import FeatureStore
 from storage.index.base import fingerprint_ids
 
 __all__ = [
@@ -76,13 +76,16 @@ def check_status_date(date: dt.date | None) -> None:
         raise InvalidInput(f"the status date {date.isoformat()} is in the future")
 
 
-def create_catalogue(database_url: str, *, check_schema: bool = True) -> Catalogue:
+def create_catalogue(
+    database_url: str, *, check_schema: bool = True, features: FeatureStore | None = None
+) -> Catalogue:
     """Open the catalogue at ``database_url``.
 
     With ``check_schema`` (the default) the database must be at the newest migration: a new,
     empty SQLite file is migrated on the spot; anything else not at head raises `ConfigError`
     naming `artmatch db upgrade` (`storage.migrate.ensure_schema`). ``check_schema=False`` is
-    for the migration commands themselves.
+    for the migration commands themselves. ``features``: where local features are kept
+    (`FeatureRows.attach_features`).
     """
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -106,10 +109,12 @@ def create_catalogue(database_url: str, *, check_schema: bool = True) -> Catalog
         except BaseException:
             engine.dispose()
             raise
-    return Catalogue(engine)
+    catalogue = Catalogue(engine)
+    catalogue.attach_features(features)
+    return catalogue
 
 
-class Catalogue(Repository):
+class Catalogue(FeatureRows):
     def close(self) -> None:
         self.engine.dispose()
 
@@ -210,7 +215,8 @@ class Catalogue(Repository):
         local_features: tuple[str, bytes] | None = None,
     ) -> PhotoRef:
         """Create or update the object and attach the photo with its vector (and its local
-        features, as ``(method, data)``), in one commit."""
+        features, as ``(method, data)``: to the blob store when one is attached), in one
+        commit."""
         with self._session() as session:
             self._upsert(session, record)
             obj = object_row(session, record.object_id)
@@ -222,65 +228,11 @@ class Catalogue(Repository):
             session.add(_embedding(row.id, model, model_version, vector))
             if local_features is not None:
                 method, data = local_features
-                session.add(LocalFeatureSet(photo_id=row.id, method=method, data=data))
+                self._feature_row(
+                    session, photo_id=row.id, sha256=photo.sha256, method=method, data=data
+                )
             session.flush()
             return photo_ref(row)
-
-    def local_features(self, photo_ids: Iterable[int], method: str) -> dict[int, bytes]:
-        ids = list({int(i) for i in photo_ids})
-        if not ids:
-            return {}
-        with self._session() as session:
-            rows = session.execute(
-                select(LocalFeatureSet.photo_id, LocalFeatureSet.data).where(
-                    LocalFeatureSet.photo_id.in_(ids), LocalFeatureSet.method == method
-                )
-            ).all()
-        return {int(pid): bytes(data) for pid, data in rows}
-
-    def local_feature_ids(self, method: str) -> list[int]:
-        """The ids of the photos with stored local features of ``method``, sorted."""
-        with self._session() as session:
-            ids = session.scalars(
-                select(LocalFeatureSet.photo_id)
-                .where(LocalFeatureSet.method == method)
-                .order_by(LocalFeatureSet.photo_id)
-            ).all()
-        return [int(i) for i in ids]
-
-    def local_feature_fingerprint(self, method: str) -> str:
-        """Changes whenever the set of photos with local features of ``method`` changes
-        (`storage.index.base.fingerprint_ids`, as the descriptor index reports it)."""
-        return fingerprint_ids(self.local_feature_ids(method))
-
-    def iter_local_features(
-        self, method: str, *, batch: int = 256
-    ) -> Iterator[list[tuple[int, bytes]]]:
-        """Every stored ``(photo id, data)`` of ``method`` in photo id order, ``batch`` rows
-        per list and per query, so a rebuild never holds the whole table."""
-        after = -1
-        while True:
-            with self._session() as session:
-                rows = session.execute(
-                    select(LocalFeatureSet.photo_id, LocalFeatureSet.data)
-                    .where(LocalFeatureSet.method == method, LocalFeatureSet.photo_id > after)
-                    .order_by(LocalFeatureSet.photo_id)
-                    .limit(batch)
-                ).all()
-            if not rows:
-                return
-            yield [(int(pid), bytes(data)) for pid, data in rows]
-            after = int(rows[-1][0])
-
-    def store_local_features(self, photo_id: int, method: str, data: bytes) -> None:
-        with self._session() as session:
-            session.add(LocalFeatureSet(photo_id=photo_id, method=method, data=data))
-
-    def photos_without_local_features(self, method: str) -> list[PhotoRef]:
-        with self._session() as session:
-            have = select(LocalFeatureSet.photo_id).where(LocalFeatureSet.method == method)
-            rows = session.scalars(select(Photo).where(Photo.id.not_in(have))).all()
-            return [photo_ref(p) for p in rows]
 
     def photo_refs(self, photo_ids: Iterable[int]) -> dict[int, PhotoRef]:
         ids = list({int(i) for i in photo_ids})

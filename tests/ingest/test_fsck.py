@@ -42,7 +42,7 @@ def _check(services: Services, grace: dt.timedelta = NO_GRACE) -> FsckReport:
 
 def test_a_fresh_import_is_consistent(stocked: Services) -> None:
     report = _check(stocked)
-    assert report.consistent and report.photos == 4 and report.blobs == 8
+    assert report.consistent and report.photos == 4 and report.blobs == 12  # + features
     assert report.index_source == "local" and report.lines()[-1] == "consistent"
 
 
@@ -189,3 +189,24 @@ def test_a_stale_descriptor_index_is_reported_on_its_own_and_rebuilt(
     actions = repair_store(other, report)
     assert any("rebuilt the descriptor index" in a for a in actions)
     assert check().consistent
+
+
+def test_missing_feature_blob_is_found_and_extracted_again(stocked: Services) -> None:
+    refs = stocked.catalogue.feature_refs()
+    assert len(refs) == 4 and all(k.startswith("features/") for _, k in refs)
+    photo_id, key = refs[1]
+    stocked.blobs.delete(key)
+    report = _check(stocked)
+    assert report.missing_features == [(photo_id, key)] and not report.consistent
+    assert any("local-feature row(s) whose blob is missing" in line for line in report.lines())
+    actions = repair_store(stocked, report)
+    assert "extracted lost local features of 1 photo(s) again" in actions
+    assert stocked.blobs.exists(key) and _check(stocked).consistent
+
+
+def test_orphan_feature_blob_is_removed(stocked: Services) -> None:
+    stocked.blobs.put("features/rootsift-640-1000/ab/abandoned", b"x")
+    report = _check(stocked)
+    assert report.orphan_blobs == ["features/rootsift-640-1000/ab/abandoned"]
+    assert repair_store(stocked, report) == ["removed 1 orphan blob(s)"]
+    assert _check(stocked).consistent
