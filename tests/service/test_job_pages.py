@@ -76,7 +76,7 @@ def test_the_hit_count_is_the_tables_and_rows_show_photos_confidence_evidence(
     assert "listing L3" in page
     # each row: both thumbnails, a percentage, an evidence link
     assert page.count('class="thumb"') == 2 * rows
-    assert re.search(r'class="confidence">\d+ %<', page)
+    assert re.search(r'class="confidence">(&gt;)?\d+\s?%<', page)
     links = re.findall(r'class="evidence-link" href="([^"]+)"', page)
     assert len(links) == rows
     thumbs = re.findall(r'<img class="thumb" src="([^"]+)"', page)
