@@ -260,7 +260,7 @@ def decode_image(
         raise
     except UnidentifiedImageError:
         raise InvalidImage(
-            "not an image Pillow can read (unsupported format or not an image at all)",
+            "not a readable image (an unsupported format, or not an image at all)",
             source=source,
         ) from None
     except Image.DecompressionBombError as exc:

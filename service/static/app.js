@@ -134,7 +134,9 @@ if (jobEl) {
     document.getElementById("job-status").className = `badge job-${job.status}`;
     document.getElementById("job-counts").textContent = `${job.done} / ${job.total} ${t("listings", "listings")}`;
     const bar = document.getElementById("job-progress"); bar.max = job.total || 1; bar.value = job.done;
-    document.getElementById("job-message").textContent = job.message || "";
+    const over = job.status === "succeeded" || job.status === "failed";
+    // A finished job's line is the server's, in the reader's language: keep it.
+    if (!over) document.getElementById("job-message").textContent = job.message || "";
     // Errors as they happen: each listing that could not be checked, while the job runs.
     const list = document.getElementById("job-errors");
     if (job.errors && job.errors.length && list.children.length !== job.errors.length) {
@@ -142,7 +144,6 @@ if (jobEl) {
       document.getElementById("job-error-count").textContent = `(${job.errors.length})`;
       document.getElementById("job-errors-panel").hidden = false;
     }
-    const over = job.status === "succeeded" || job.status === "failed";
     // The hits table is drawn by the server from the report: load it once the job is over.
     if (over && started !== job.status) window.location.reload();
     return over;

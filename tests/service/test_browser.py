@@ -384,18 +384,24 @@ def _seed(url: str, tokens: dict[str, str]) -> dict[str, str]:
     return {"object": long_id, "job": job["id"], "case": str(case["id"])}
 
 
+@pytest.fixture(scope="module")
+def seeded(phone_server: tuple[str, dict[str, str]]) -> dict[str, str]:
+    return _seed(*phone_server)
+
+
 def _width(driver: webdriver.Chrome, name: str, widths: dict[str, int]) -> None:
     widths[name] = int(driver.execute_script("return document.documentElement.scrollWidth"))
     _shot(driver, f"phone-{name}")
 
 
 def test_every_page_fits_a_phone(
-    phone_server: tuple[str, dict[str, str]], browser: webdriver.Chrome
+    phone_server: tuple[str, dict[str, str]],
+    seeded: dict[str, str],
+    browser: webdriver.Chrome,
 ) -> None:
     from urllib.parse import quote
 
-    url, tokens = phone_server
-    seeded = _seed(url, tokens)
+    url, _ = phone_server
     browser.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
         {"width": PHONE_WIDTH, "height": 844, "deviceScaleFactor": 1, "mobile": True},
@@ -472,3 +478,67 @@ def test_upload_labels_each_photo_and_refuses_a_non_image(
         f"{url}/api/v1/objects/UP-1", headers={"Authorization": f"Bearer {tokens['registrar']}"}
     )
     assert sorted(p["view"] for p in r.json()["photos"]) == ["back", "front"]
+
+
+#: The languages the pages are photographed in: one in Cyrillic, one in Latin script.
+SHOT_LANGUAGES = {"sr": "Претрага", "de": "Suche"}
+
+
+def test_the_main_pages_in_two_languages_at_desk_and_phone_width(
+    phone_server: tuple[str, dict[str, str]],
+    seeded: dict[str, str],
+    browser: webdriver.Chrome,
+) -> None:
+    """Screenshots (test-artifacts/lang-<language>-<width>-<page>.png) of the search results,
+    object, batch-check and case pages, looked at by people; the test checks that each page
+    speaks the language picked and fits its width."""
+    from urllib.parse import quote
+
+    url, _ = phone_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    query = ARTIFACTS / "lang-query.jpg"
+    query.write_bytes(jpeg_bytes(photographed(textured_object(11), 5)))
+    pages = {
+        "investigator": {"case": f"/cases/{seeded['case']}"},
+        "registrar": {"object": f"/objects/{quote(seeded['object'])}"},
+        "analyst": {"batch-check": f"/jobs/{seeded['job']}"},
+    }
+    problems = []
+    try:
+        for width in (1366, PHONE_WIDTH):
+            browser.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 800},
+            )
+            for language, search_word in SHOT_LANGUAGES.items():
+                shots: dict[str, str] = {}
+                for role, kinds in pages.items():
+                    _login(browser, url, PHONE_ROLES[role][0])
+                    for name, path in kinds.items():
+                        browser.get(f"{url}{path}?lang={language}")
+                        shots[name] = browser.page_source
+                        _shot(browser, f"lang-{language}-{width}-{name}")
+                _login(browser, url, PHONE_ROLES["investigator"][0])
+                browser.get(f"{url}/search?lang={language}")
+                browser.find_element(By.ID, "search-file").send_keys(str(query))
+                browser.find_element(By.ID, "search-submit").click()
+                WebDriverWait(browser, 60).until(
+                    EC.presence_of_element_located((By.ID, "result-summary"))
+                )
+                shots["search"] = browser.page_source
+                _shot(browser, f"lang-{language}-{width}-search")
+                for name, html in shots.items():
+                    if f'<html lang="{language}' not in html.replace("_", "-"):
+                        problems.append(f"{language} {width} {name}: not in {language}")
+                    # Engineering words and English left-overs a reader would stumble on.
+                    for word in ("Pillow", "hit(s)", "inliers", "homography"):
+                        if word in html.split("<details", 1)[0]:
+                            problems.append(f"{language} {width} {name}: {word!r}")
+                if search_word not in shots["search"]:
+                    problems.append(f"{language} {width} search: no {search_word!r}")
+                scroll = int(browser.execute_script("return document.documentElement.scrollWidth"))
+                if scroll > width:
+                    problems.append(f"{language} {width} search: {scroll} px wide")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert not problems, problems
