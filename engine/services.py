@@ -461,7 +461,9 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None) -> S
     settings.home.mkdir(parents=True, exist_ok=True)
     catalogue = create_catalogue(settings.database_url)
     blobs = create_blob_store(settings)
-    embedder = embedder or create_embedder(settings.embedder)
+    embedder = embedder or create_embedder(
+        settings.embedder.model_copy(update={"model_dir": settings.model_path})
+    )
     index, rebuilt = open_index(settings, catalogue, embedder, blobs=blobs)
     descriptors, _ = open_descriptor_index(settings, catalogue)
     return Services(
