@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import traceback
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -101,6 +102,9 @@ class PhotoPreparer:
     held are tried again one at a time in a new pool, so only the culprit fails.
     """
 
+    #: What a worker runs on each photo (a test swaps in one that crashes).
+    task: Callable[..., Prepared | Refused] = staticmethod(prepare_photo)
+
     def __init__(self, *, workers: int, limits: PhotoLimits) -> None:
         self.workers = workers if workers > 0 else os.cpu_count() or 1
         self.limits = limits
@@ -119,13 +123,13 @@ class PhotoPreparer:
     def submit(self, data: bytes, *, source: str) -> Future[Prepared | Refused]:
         if self.workers <= 1:
             done: Future[Prepared | Refused] = Future()
-            done.set_result(prepare_photo(data, source=source, limits=self.limits))
+            done.set_result(self.task(data, source=source, limits=self.limits))
             return done
         try:
-            return self._executor().submit(prepare_photo, data, source=source, limits=self.limits)
+            return self._executor().submit(self.task, data, source=source, limits=self.limits)
         except BrokenProcessPool:
             self._drop()
-            return self._executor().submit(prepare_photo, data, source=source, limits=self.limits)
+            return self._executor().submit(self.task, data, source=source, limits=self.limits)
 
     def result(
         self, future: Future[Prepared | Refused], data: bytes, *, source: str

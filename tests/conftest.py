@@ -43,11 +43,12 @@ def services(settings: Settings) -> Services:
 
 
 @pytest.fixture(scope="session")
-def real_embedder():
+def real_embedder(tmp_path_factory: pytest.TempPathFactory):
     """The default CNN (weights from the installed package), loaded once per test session."""
     from models.embedders import create_embedder
 
-    return create_embedder(EmbedderSettings())
+    # Its ONNX export goes to the session's temporary directory, not the user's home.
+    return create_embedder(EmbedderSettings(model_dir=tmp_path_factory.mktemp("models")))
 
 
 @pytest.fixture
