@@ -107,6 +107,10 @@ class PhotoPreparer:
 
     def __init__(self, *, workers: int, limits: PhotoLimits) -> None:
         self.workers = workers if workers > 0 else os.cpu_count() or 1
+        if multiprocessing.current_process().daemon:
+            # A daemonic process (a multiprocessing worker running jobs) may not start
+            # children: prepare here instead of failing the ingest.
+            self.workers = 1
         self.limits = limits
         self._pool: ProcessPoolExecutor | None = None
 

@@ -138,3 +138,10 @@ def test_a_worker_that_dies_sinks_only_its_photo() -> None:
         results = [preparer.result(f, d, source=s) for f, d, s in futures]
     assert isinstance(results[0], Prepared) and isinstance(results[2], Prepared)
     assert isinstance(results[1], Refused)
+
+
+def test_a_daemonic_process_prepares_in_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True, raising=False)
+    assert PhotoPreparer(workers=2, limits=LIMITS).workers == 1
