@@ -70,6 +70,9 @@ def ensure_onnx_model(cache_dir: Path, *, gem_p: float = 3.0) -> Path:
     os.close(fd)
     try:
         _export(Path(tmp), gem_p=gem_p)
+        # mkstemp makes the file private; the service may run as another user than the
+        # exporter (an export at install time).
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
