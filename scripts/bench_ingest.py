@@ -64,6 +64,13 @@ def stage_table(set_dir: Path, embedders: dict[str, Embedder], count: int) -> No
         for runtime, emb in embedders.items():
             ms, _ = _ms(lambda emb=emb, image=image: emb.embed([image.image]))
             stages.setdefault(f"CNN ({runtime})", []).append(ms)
+    # Same-shape inputs share a forward pass in the ONNX embedder: 8 photos of one shape.
+    same = [decode_image(paths[0].read_bytes()).image] * 8
+    for runtime, emb in embedders.items():
+        one = [_ms(lambda emb=emb: emb.embed(same[:1]))[0] for _ in range(5)]
+        eight = [_ms(lambda emb=emb: emb.embed(same))[0] / 8 for _ in range(5)]
+        stages[f"CNN ({runtime}), 1 a pass"] = one
+        stages[f"CNN ({runtime}), 8 a pass"] = eight
     print(f"\nper-stage ms per photo (median of {len(paths)} photos, one process)")
     for stage, values in stages.items():
         print(f"  {stage:<24} {statistics.median(values):8.1f}")
@@ -125,14 +132,18 @@ def main() -> None:
         # Configurations alternate within each repeat, so a change of load hits them all.
         for _ in range(args.repeats):
             for runtime, workers in configs:
-                runs[runtime, workers].append(
-                    ingest_once(
-                        set_dir,
-                        embedder=embedders[runtime],
-                        runtime=runtime,
-                        workers=workers,
-                        model_dir=model_dir,
-                    )
+                run = ingest_once(
+                    set_dir,
+                    embedder=embedders[runtime],
+                    runtime=runtime,
+                    workers=workers,
+                    model_dir=model_dir,
+                )
+                runs[runtime, workers].append(run)
+                print(
+                    f"    (run: {runtime} {workers} worker(s) {run[0]:.1f} photos/s, "
+                    f"CPU {run[1]:.0f} %, load {os.getloadavg()[0]:.1f})",
+                    flush=True,
                 )
         rates: dict[tuple[str, int], float] = {}
         for (runtime, workers), measured in runs.items():
