@@ -79,11 +79,10 @@ def test_onnx_embedder_takes_every_shape_as_torch_does(onnx_and_torch) -> None: 
     sizes = [(2000, 190), (40, 3000), (67, 99), (333, 517), (1, 1), (320, 400), (320, 400)]
     images = [Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)) for w, h in sizes]
     images.append(photographed(textured_object(5), seed=2))
-    # One call: the two 320x400 photos share a forward pass, the others go alone.
     got = onnx.embed(images)
     want = torch.embed(images)
     assert got.shape == (len(images), 1280) and got.dtype == np.float32
     np.testing.assert_allclose(got, want, atol=2e-5)
     assert np.min(np.sum(got * want, axis=1)) > 0.99999
-    # The same vector whether a photo comes alone or in a batch.
+    # The same vector whether a photo comes alone or among others.
     np.testing.assert_allclose(got[5], onnx.embed([images[5]])[0], atol=1e-6)
