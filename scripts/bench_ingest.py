@@ -126,7 +126,11 @@ def main() -> None:
         stage_table(set_dir, embedders, args.stage_photos)
 
         print(f"\ningest end to end (median of {args.repeats}; CPU % of one core)")
-        print(f"  {'runtime':<8} {'workers':>7} {'photos/s':>9} {'CPU %':>7} {'added':>6}")
+        # CPU ms a photo says what a photo costs whatever share of the cores this process got.
+        print(
+            f"  {'runtime':<8} {'workers':>7} {'photos/s':>9} {'CPU %':>7} "
+            f"{'CPU ms/photo':>12} {'added':>6}"
+        )
         configs = [(runtime, workers) for runtime in RUNTIMES for workers in (1, 2)]
         runs: dict[tuple[str, int], list[tuple[float, float, int]]] = {c: [] for c in configs}
         # Configurations alternate within each repeat, so a change of load hits them all.
@@ -150,7 +154,11 @@ def main() -> None:
             rate = statistics.median(r[0] for r in measured)
             cpu = statistics.median(r[1] for r in measured)
             rates[runtime, workers] = rate
-            print(f"  {runtime:<8} {workers:>7} {rate:>9.1f} {cpu:>7.0f} {measured[0][2]:>6}")
+            cost = 10 * cpu / rate
+            print(
+                f"  {runtime:<8} {workers:>7} {rate:>9.1f} {cpu:>7.0f} {cost:>12.0f} "
+                f"{measured[0][2]:>6}"
+            )
         base = rates["torch", 1]
         print(f"  onnx + 2 workers vs torch in-process: {rates['onnx', 2] / base:.2f}x")
 
