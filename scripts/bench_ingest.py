@@ -18,6 +18,7 @@ import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,10 +43,58 @@ def _ms(fn: Callable[[], object]) -> tuple[float, object]:
     return (time.perf_counter() - start) * 1000, value
 
 
-def _cpu_s() -> float:
+def _own_cpu_s() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # pool workers, once joined
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return own.ru_utime + own.ru_stime
+
+
+def _descendants_cpu() -> dict[int, float]:
+    """CPU seconds of every process below this one, by pid. The pool's workers are children
+    of the forkserver, not of this process, so `RUSAGE_CHILDREN` never counts them."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / tick
+    mine = {os.getpid()}
+    grew = True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in mine} - mine
+        grew = bool(below)
+        mine |= below
+    mine.discard(os.getpid())
+    return {pid: cpu[pid] for pid in mine}
+
+
+class _TreeCpu:
+    """CPU seconds of this process and its descendants over a block, sampled every 0.2 s (a
+    worker's last 0.2 s before it exits may be missed)."""
+
+    def __enter__(self) -> _TreeCpu:
+        self._start_own = _own_cpu_s()
+        self._start = _descendants_cpu()
+        self._latest = dict(self._start)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self._latest.update(_descendants_cpu())
+
+    def __exit__(self, *exc: object) -> None:
+        self._latest.update(_descendants_cpu())
+        self._stop.set()
+        self._thread.join()
+        kids = sum(v - self._start.get(pid, 0.0) for pid, v in self._latest.items())
+        self.seconds = _own_cpu_s() - self._start_own + kids
 
 
 def stage_table(set_dir: Path, embedders: dict[str, Embedder], count: int) -> None:
@@ -96,10 +145,11 @@ def ingest_once(
         services = build_services(settings, embedder=embedder)
         try:
             items = list(iter_items(read_catalogue_csv(set_dir / "catalogue.csv")))
-            cpu0, start = _cpu_s(), time.perf_counter()
-            outcomes = ingest_photos(services, items)
-            wall = time.perf_counter() - start
-            cpu = _cpu_s() - cpu0
+            with _TreeCpu() as tree:
+                start = time.perf_counter()
+                outcomes = ingest_photos(services, items)
+                wall = time.perf_counter() - start
+            cpu = tree.seconds
         finally:
             services.close()
     added = sum(o.outcome is Outcome.ADDED for o in outcomes)
