@@ -145,3 +145,20 @@ def test_a_daemonic_process_prepares_in_itself(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(multiprocessing.current_process(), "daemon", True, raising=False)
     assert PhotoPreparer(workers=2, limits=LIMITS).workers == 1
+
+
+def test_a_pool_starts_only_for_more_than_one_batch(services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import ingest.photos
+
+    asked: list[int] = []
+
+    class Recording(PhotoPreparer):
+        def __init__(self, *, workers: int, limits: PhotoLimits) -> None:
+            asked.append(workers)
+            super().__init__(workers=1, limits=limits)
+
+    monkeypatch.setattr(ingest.photos, "PhotoPreparer", Recording)
+    services.settings.ingest.workers = 2  # batch size 4 (tests/conftest.py)
+    ingest_photos(services, _items(3))
+    ingest_photos(services, _items(9)[3:])
+    assert asked == [1, 2]
