@@ -475,7 +475,9 @@ def build_services(settings: Settings, *, embedder: Embedder | None = None) -> S
     blobs = create_blob_store(settings)
     # Local features live in the blob store, the rows only name them (storage.features).
     catalogue = create_catalogue(settings.database_url, features=FeatureStore(blobs))
-    embedder = embedder or create_embedder(settings.embedder)
+    embedder = embedder or create_embedder(
+        settings.embedder.model_copy(update={"model_dir": settings.model_path})
+    )
     index, rebuilt = open_index(settings, catalogue, embedder, blobs=blobs)
     descriptors, _ = open_descriptor_index(settings, catalogue)
     return Services(

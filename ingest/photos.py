@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from itertools import islice
+from itertools import chain, islice
 
 import numpy as np
 
 from engine.services import Services, refresh_descriptors
 from ingest import duplicates
 from ingest.duplicates import PossibleDuplicate
+from ingest.prepare import PhotoLimits, PhotoPreparer, Prepared, Refused
 from kernel.errors import ArtmatchError, Conflict
 from kernel.schemas import ObjectCreate
-from models.images import DecodedImage, decode_image, make_thumbnail
+from models.images import make_thumbnail
 from models.local_features import (
     FEATURES_KEY,
     LocalFeatures,
@@ -86,7 +88,11 @@ def ingest_photos(
     *,
     on_outcome: Callable[[IngestOutcome], None] | None = None,
 ) -> list[IngestOutcome]:
-    """Add every item it can; bad ones are reported in the outcomes, good ones are kept."""
+    """Add every item it can; bad ones are reported in the outcomes, good ones are kept.
+
+    Decoding, thumbnails and local features run in worker processes (`ingest.prepare`),
+    one batch ahead of the CNN and the writes, which stay here and in input order.
+    """
     outcomes: list[IngestOutcome] = []
 
     def report(outcome: IngestOutcome) -> None:
@@ -94,78 +100,150 @@ def ingest_photos(
         if on_outcome:
             on_outcome(outcome)
 
-    for batch in _batches(items, services.settings.embedder.batch_size):
-        decoded: list[tuple[PhotoItem, DecodedImage, bytes]] = []
-        seen: dict[str, ObjectCreate] = {}
-        for item in batch:
-            try:
-                data = item.load()
-                image = decode_image(
-                    data,
-                    source=item.source,
-                    max_pixels=services.settings.max_image_pixels,
-                    max_bytes=services.settings.max_decode_bytes,
-                )
-            except ArtmatchError as exc:
-                report(IngestOutcome(item.source, Outcome.ERROR, str(exc), item.record.object_id))
-                continue
-            except OSError as exc:
-                message = f"{item.source}: cannot read file ({exc.strerror or exc})"
-                report(IngestOutcome(item.source, Outcome.ERROR, message, item.record.object_id))
-                continue
-            except Exception:
-                report(_failed(item, "could not be decoded"))
-                continue
-            existing = services.catalogue.photo_by_sha(image.sha256)
-            if existing is not None or image.sha256 in seen:
-                report(_duplicate(item, existing, seen.get(image.sha256)))
-                continue
-            seen[image.sha256] = item.record
-            decoded.append((item, image, data))
-        if not decoded:
-            continue
-        vectors, decoded = _embed(services, decoded, report)
-        if not decoded:
-            continue
-        added_ids, added_vecs = [], []
-        stored: list[tuple[IngestOutcome, duplicates.NewPhoto]] = []
-        for (item, image, data), vector in zip(decoded, vectors, strict=True):
-            try:
-                ref, features = _store(services, item, image, data, vector)
-            except ArtmatchError as exc:
-                message = exc.message if isinstance(exc, Conflict) else str(exc)
-                message = f"{item.source}: {message}"
-                report(IngestOutcome(item.source, Outcome.ERROR, message, item.record.object_id))
-                continue
-            except Exception:
-                report(_failed(item, "could not be stored"))
-                continue
-            added_ids.append(ref)
-            added_vecs.append(vector)
-            outcome = IngestOutcome(item.source, Outcome.ADDED, "", item.record.object_id, ref)
-            stored.append(
-                (outcome, duplicates.NewPhoto(ref, item.record.object_id, vector, features))
-            )
-        if added_ids:
-            services.index.add(np.asarray(added_ids, dtype=np.int64), np.stack(added_vecs))
-            sync_index(services)
-        # Reported once the batch is indexed, so that photos of one batch are checked
-        # against each other too.
-        found = duplicates.find(services, [photo for _, photo in stored])
-        for (outcome, photo), near in zip(stored, found, strict=True):
-            if near:
-                message = duplicates.duplicate_message(outcome.source, photo.object_id, near)
-                outcome = replace(outcome, message=message, possible_duplicates=tuple(near))
-            report(outcome)
+    settings = services.settings
+    size = settings.embedder.batch_size
+    batches = _batches(items, size)
+    first = next(batches, [])
+    # An upload of a few photos is done before a pool of processes would have started.
+    workers = settings.ingest.workers if len(first) == size else 1
+    with PhotoPreparer(workers=workers, limits=_limits(services)) as preparer:
+        for batch in _ahead(preparer, chain([first], batches)):
+            _ingest_batch(services, preparer, batch, report)
     # A run that grew the descriptor index far past its training retrains it once, here.
     refresh_descriptors(services)
     return outcomes
 
 
-def _failed(item: PhotoItem, what: str) -> IngestOutcome:
+def _limits(services: Services) -> PhotoLimits:
+    settings = services.settings
+    return PhotoLimits(
+        max_pixels=settings.max_image_pixels,
+        max_bytes=settings.max_decode_bytes,
+        max_concurrent_decodes=settings.max_concurrent_decodes,
+        thumbnail_px=settings.storage.thumbnail_px,
+        features=settings.match.verify,
+    )
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    item: PhotoItem
+    data: bytes = b""
+    future: Future[Prepared | Refused] | None = None
+    #: Why its bytes could not be read (then there is no future).
+    error: IngestOutcome | None = None
+
+
+def _ahead(
+    preparer: PhotoPreparer, batches: Iterable[list[PhotoItem]]
+) -> Iterator[list[_Submitted]]:
+    """Each batch with its preparation under way; the next batch is handed to the workers
+    before this one is given out, so they work while the CNN and the writes run."""
+    submitted = (_submit(preparer, batch) for batch in batches)
+    current = next(submitted, None)
+    for following in submitted:
+        yield current or []
+        current = following
+    if current:
+        yield current
+
+
+def _submit(preparer: PhotoPreparer, batch: list[PhotoItem]) -> list[_Submitted]:
+    entries = []
+    for item in batch:
+        oid = item.record.object_id
+        try:
+            data = item.load()
+        except ArtmatchError as exc:
+            error = IngestOutcome(item.source, Outcome.ERROR, str(exc), oid)
+            entries.append(_Submitted(item, error=error))
+            continue
+        except OSError as exc:
+            message = f"{item.source}: cannot read file ({exc.strerror or exc})"
+            entries.append(
+                _Submitted(item, error=IngestOutcome(item.source, Outcome.ERROR, message, oid))
+            )
+            continue
+        except Exception:
+            entries.append(_Submitted(item, error=_failed(item, "could not be decoded")))
+            continue
+        entries.append(_Submitted(item, data, preparer.submit(data, source=item.source)))
+    return entries
+
+
+def _ingest_batch(
+    services: Services,
+    preparer: PhotoPreparer,
+    batch: list[_Submitted],
+    report: Callable[[IngestOutcome], None],
+) -> None:
+    decoded: list[tuple[PhotoItem, Prepared, bytes]] = []
+    seen: dict[str, ObjectCreate] = {}
+    for entry in batch:
+        item = entry.item
+        if entry.future is None:
+            if entry.error is not None:
+                report(entry.error)
+            continue
+        prepared = preparer.result(entry.future, entry.data, source=item.source)
+        if isinstance(prepared, Refused):
+            if prepared.trace is not None:
+                log.error("%s could not be decoded\n%s", item.source, prepared.trace)
+                report(_failed(item, "could not be decoded", logged=True))
+            else:
+                report(
+                    IngestOutcome(
+                        item.source, Outcome.ERROR, prepared.message, item.record.object_id
+                    )
+                )
+            continue
+        sha = prepared.image.sha256
+        existing = services.catalogue.photo_by_sha(sha)
+        if existing is not None or sha in seen:
+            report(_duplicate(item, existing, seen.get(sha)))
+            continue
+        seen[sha] = item.record
+        decoded.append((item, prepared, entry.data))
+    if not decoded:
+        return
+    vectors, decoded = _embed(services, decoded, report)
+    if not decoded:
+        return
+    added_ids, added_vecs = [], []
+    stored: list[tuple[IngestOutcome, duplicates.NewPhoto]] = []
+    for (item, prepared, data), vector in zip(decoded, vectors, strict=True):
+        try:
+            ref, features = _store(services, item, prepared, data, vector)
+        except ArtmatchError as exc:
+            message = exc.message if isinstance(exc, Conflict) else str(exc)
+            message = f"{item.source}: {message}"
+            report(IngestOutcome(item.source, Outcome.ERROR, message, item.record.object_id))
+            continue
+        except Exception:
+            report(_failed(item, "could not be stored"))
+            continue
+        added_ids.append(ref)
+        added_vecs.append(vector)
+        outcome = IngestOutcome(item.source, Outcome.ADDED, "", item.record.object_id, ref)
+        stored.append((outcome, duplicates.NewPhoto(ref, item.record.object_id, vector, features)))
+    if added_ids:
+        services.index.add(np.asarray(added_ids, dtype=np.int64), np.stack(added_vecs))
+        sync_index(services)
+    # Reported once the batch is indexed, so that photos of one batch are checked
+    # against each other too.
+    found = duplicates.find(services, [photo for _, photo in stored])
+    for (outcome, photo), near in zip(stored, found, strict=True):
+        if near:
+            message = duplicates.duplicate_message(outcome.source, photo.object_id, near)
+            outcome = replace(outcome, message=message, possible_duplicates=tuple(near))
+        report(outcome)
+
+
+def _failed(item: PhotoItem, what: str, *, logged: bool = False) -> IngestOutcome:
     # An error no check foresaw: the photo is refused, the rest of the batch goes on, and the
     # traceback goes to the log rather than to the user.
-    log.exception("%s %s", item.source, what)
+    if not logged:
+        log.exception("%s %s", item.source, what)
     message = f"{item.source}: {what} (an internal error; the other photos are not affected)"
     return IngestOutcome(item.source, Outcome.ERROR, message, item.record.object_id)
 
@@ -192,13 +270,13 @@ def _duplicate(
 
 def _embed(
     services: Services,
-    decoded: list[tuple[PhotoItem, DecodedImage, bytes]],
+    decoded: list[tuple[PhotoItem, Prepared, bytes]],
     report: Callable[[IngestOutcome], None],
-) -> tuple[list[np.ndarray], list[tuple[PhotoItem, DecodedImage, bytes]]]:
+) -> tuple[list[np.ndarray], list[tuple[PhotoItem, Prepared, bytes]]]:
     """Vectors of the decoded photos; if the batch fails, one photo at a time, so that one
     photo the model cannot take sinks only itself."""
     try:
-        return list(services.embedder.embed([img.image for _, img, _ in decoded])), decoded
+        return list(services.embedder.embed([prep.image.image for _, prep, _ in decoded])), decoded
     except Exception:
         if len(decoded) == 1:
             report(_failed(decoded[0][0], "could not be embedded"))
@@ -212,19 +290,26 @@ def _embed(
 
 
 def _store(
-    services: Services, item: PhotoItem, image: DecodedImage, data: bytes, vector: np.ndarray
+    services: Services, item: PhotoItem, prepared: Prepared, data: bytes, vector: np.ndarray
 ) -> tuple[int, LocalFeatures | None]:
+    image = prepared.image
     photo_key, thumb_key = blob_keys(image.sha256)
     if not services.blobs.exists(photo_key):
         services.blobs.put(photo_key, data, content_type=f"image/{image.format.lower()}")
     if not services.blobs.exists(thumb_key):
-        thumb = make_thumbnail(image.image, max_side=services.settings.storage.thumbnail_px)
+        thumb = prepared.thumbnail or make_thumbnail(
+            image.image, max_side=services.settings.storage.thumbnail_px
+        )
         services.blobs.put(thumb_key, thumb, content_type="image/jpeg")
     width, height = image.original_size or image.size
     local = features = None
     if services.settings.match.verify:
-        features = extract_local_features(image.to_array())
-        local = (FEATURES_KEY, features.to_bytes())
+        features = prepared.features
+        blob = prepared.features_blob
+        if features is None or blob is None:
+            features = extract_local_features(image.to_array())
+            blob = features.to_bytes()
+        local = (FEATURES_KEY, blob)
     ref = services.catalogue.add_photo(
         record=item.record,
         photo=NewPhoto(

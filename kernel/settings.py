@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from platformdirs import user_data_path
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -23,6 +23,7 @@ __all__ = [
     "EmbedderSettings",
     "ExchangeSettings",
     "IndexSettings",
+    "IngestSettings",
     "MatchSettings",
     "Settings",
     "StorageSettings",
@@ -63,10 +64,24 @@ class EmbedderSettings(BaseModel):
     weights_path: Path | None = None
     #: Photos embedded per forward pass.
     batch_size: int = Field(default=16, ge=1, le=256)
-    #: CPU threads torch may use; 0 = torch's default (one per core). One thread measured
-    #: faster on the 2-core reference machine (query p50 ~295 ms vs ~380 ms): the verify
-    #: stage runs OpenCV beside the CNN, and a server runs requests side by side.
+    #: CPU threads the CNN may use (torch's, or ONNX Runtime's intra-op threads); 0 = the
+    #: runtime's default (one per core). One thread measured faster on the 2-core reference
+    #: machine (query p50 ~295 ms vs ~380 ms): the verify stage runs OpenCV beside the CNN, a
+    #: server runs requests side by side, and ingest runs decode/SIFT workers beside it.
     threads: int = Field(default=1, ge=0)
+    #: What runs efficientnet-lite0: "onnx" (ONNX Runtime on a graph exported from the torch
+    #: model; the same vectors, ~3x faster on a CPU) or "torch" (the reference). torchvision
+    #: backbones always run on torch.
+    runtime: Literal["onnx", "torch"] = "onnx"
+    #: Where the exported ONNX model is cached; default: <home>/models.
+    model_dir: Path | None = None
+
+
+class IngestSettings(BaseModel):
+    #: Processes decoding, thumbnailing and extracting local features of catalogue photos
+    #: while the CNN and the writes run in the calling process; 0 = one per core, 1 = all in
+    #: the calling process. A pool starts only for an ingest of more than one batch.
+    workers: int = Field(default=0, ge=0, le=64)
 
 
 class IndexSettings(BaseModel):
@@ -167,6 +182,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     index: IndexSettings = IndexSettings()
+    ingest: IngestSettings = IngestSettings()
     match: MatchSettings = MatchSettings()
     alerts: AlertSettings = AlertSettings()
     exchange: ExchangeSettings = ExchangeSettings()
@@ -196,6 +212,10 @@ class Settings(BaseSettings):
     @property
     def report_key_file(self) -> Path:
         return self.report_key_path or self.home / "report-signing-key.pem"
+
+    @property
+    def model_path(self) -> Path:
+        return self.embedder.model_dir or self.home / "models"
 
     @property
     def index_path(self) -> Path:

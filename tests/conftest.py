@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from engine.services import Services, build_services
-from kernel.settings import EmbedderSettings, Settings
+from kernel.settings import EmbedderSettings, IngestSettings, Settings
 from models.embedders import FakeEmbedder
 
 
@@ -26,7 +26,13 @@ def settings(tmp_path: Path, migrated_catalogue: Path) -> Settings:
     home = tmp_path / "home"
     home.mkdir()
     shutil.copyfile(migrated_catalogue, home / "catalogue.sqlite3")
-    return Settings(home=home, embedder=EmbedderSettings(name="fake", batch_size=4))
+    # Photos prepared in this process: a pool of workers per ingest would slow the fast suite
+    # (tests/ingest/test_prepare.py runs the pool).
+    return Settings(
+        home=home,
+        embedder=EmbedderSettings(name="fake", batch_size=4),
+        ingest=IngestSettings(workers=1),
+    )
 
 
 @pytest.fixture
@@ -37,11 +43,12 @@ def services(settings: Settings) -> Services:
 
 
 @pytest.fixture(scope="session")
-def real_embedder():
+def real_embedder(tmp_path_factory: pytest.TempPathFactory):
     """The default CNN (weights from the installed package), loaded once per test session."""
     from models.embedders import create_embedder
 
-    return create_embedder(EmbedderSettings())
+    # Its ONNX export goes to the session's temporary directory, not the user's home.
+    return create_embedder(EmbedderSettings(model_dir=tmp_path_factory.mktemp("models")))
 
 
 @pytest.fixture

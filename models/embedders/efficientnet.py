@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.embedders.base import l2_normalise, register_embedder
+from models.embedders.base import Embedder, l2_normalise, register_embedder
 from models.embedders.torch_common import gem, set_threads, to_tensor
 
 if TYPE_CHECKING:
@@ -84,5 +84,11 @@ class EfficientNetLite0Embedder:
 
 
 @register_embedder("efficientnet-lite0")
-def _create(settings: EmbedderSettings) -> EfficientNetLite0Embedder:
+def _create(settings: EmbedderSettings) -> Embedder:
+    if settings.runtime == "onnx":
+        from kernel.settings import get_settings
+        from models.embedders.onnx_runtime import OnnxEfficientNetLite0Embedder
+
+        model_dir = settings.model_dir or get_settings().model_path
+        return OnnxEfficientNetLite0Embedder(model_dir=model_dir, threads=settings.threads)
     return EfficientNetLite0Embedder(threads=settings.threads)

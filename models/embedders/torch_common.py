@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["MIN_SIDE", "gem", "set_threads", "to_tensor"]
+from models.embedders.preprocess import MIN_SIDE, to_pixels
 
-#: Fewest pixels on a side the CNNs are given (EfficientNet-Lite0 downsamples 32 times).
-MIN_SIDE = 64
+__all__ = ["MIN_SIDE", "gem", "set_threads", "to_tensor"]
 
 
 def set_threads(threads: int) -> None:
@@ -24,25 +22,8 @@ def to_tensor(
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
 ) -> torch.Tensor:
-    """A ``(1, 3, H, W)`` normalised tensor, the longer side resized to ``longest_side``.
-
-    A side that comes out shorter than `MIN_SIDE` (a scroll, a frieze, a panorama: about
-    5:1 and beyond) is padded with the mean colour to it, keeping the aspect: the network's
-    first layers cannot run on fewer pixels.
-    """
-    w, h = image.size
-    scale = longest_side / max(w, h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    resized = image.convert("RGB").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    pixels = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
-    arr = (pixels - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    pad_h, pad_w = max(0, MIN_SIDE - arr.shape[0]), max(0, MIN_SIDE - arr.shape[1])
-    if pad_h or pad_w:
-        # Zero after normalisation is the mean colour.
-        arr = np.pad(
-            arr, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0))
-        )
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+    """`to_pixels` as a tensor: ``(1, 3, H, W)``, the longer side resized to ``longest_side``."""
+    return torch.from_numpy(to_pixels(image, longest_side=longest_side, mean=mean, std=std))
 
 
 def gem(fmap: torch.Tensor, *, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:

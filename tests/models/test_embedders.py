@@ -58,8 +58,9 @@ def test_torchvision_backbone_loads_local_weights(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_default_embedder_matches_golden_vector() -> None:
     """A silent change of weights or preprocessing changes this vector; regenerate on purpose
-    only (``python -m tests.models.test_embedders``) and say why in the commit."""
-    emb = create_embedder(EmbedderSettings())
+    only (``python -m tests.models.test_embedders``) and say why in the commit. torch is the
+    reference; the ONNX runtime's twin is in test_onnx_embedder.py."""
+    emb = create_embedder(EmbedderSettings(runtime="torch"))
     vec = emb.embed([textured_object(42)])[0]
     assert emb.dim == 1280 and vec.shape == (1280,)
     assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-5)
@@ -78,7 +79,7 @@ def test_default_embedder_finds_the_same_object() -> None:
 
 if __name__ == "__main__":
     GOLDEN.parent.mkdir(exist_ok=True)
-    vector = create_embedder(EmbedderSettings()).embed([textured_object(42)])[0]
+    vector = create_embedder(EmbedderSettings(runtime="torch")).embed([textured_object(42)])[0]
     np.save(GOLDEN, vector.astype(np.float32))
     print(f"wrote {GOLDEN}")
 

@@ -1,0 +1,164 @@
+"""Photo preparation (decode, thumbnail, local features) in this process or a worker pool:
+the same outcomes, in the same order, either way."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from ingest.photos import Outcome, PhotoItem, blob_keys, ingest_photos
+from ingest.prepare import PhotoLimits, PhotoPreparer, Prepared, Refused, prepare_photo
+from kernel.schemas import ObjectCreate
+from models.local_features import LocalFeatures
+from tests.utils.images import jpeg_bytes, png_bytes, textured_object
+
+LIMITS = PhotoLimits(
+    max_pixels=90_000_000,
+    max_bytes=384 * 2**20,
+    max_concurrent_decodes=2,
+    thumbnail_px=64,
+    features=True,
+)
+
+
+def _items(count: int) -> list[PhotoItem]:
+    """Photos of several shapes, with a broken file and a duplicate among them."""
+    items = []
+    for n in range(count):
+        data = png_bytes(textured_object(n, size=(200 + 40 * (n % 3), 260)))
+        if n == 3:
+            data = b"not an image"
+        if n == 6:
+            data = png_bytes(textured_object(1, size=(240, 260)))  # the bytes of photo 1
+        record = ObjectCreate(object_id=f"obj-{n}", institution="Museum A")
+        items.append(PhotoItem(record=record, source=f"p{n}.png", load=lambda d=data: d))
+    return items
+
+
+def test_a_prepared_photo_carries_its_thumbnail_and_local_features() -> None:
+    prepared = prepare_photo(jpeg_bytes(textured_object(1)), source="a.jpg", limits=LIMITS)
+    assert isinstance(prepared, Prepared)
+    assert max(Image.open(io.BytesIO(prepared.thumbnail or b"")).size) == 64
+    assert isinstance(prepared.features, LocalFeatures) and len(prepared.features.keypoints)
+    assert LocalFeatures.from_bytes(prepared.features_blob or b"").keypoints.shape == (
+        prepared.features.keypoints.shape
+    )
+    # The pixel array is not carried back to the calling process a second time.
+    assert "array" not in prepared.image.__dict__
+
+
+def test_no_local_features_when_verification_is_off() -> None:
+    limits = PhotoLimits(**{**LIMITS.__dict__, "features": False})
+    prepared = prepare_photo(jpeg_bytes(textured_object(1)), source="a.jpg", limits=limits)
+    assert isinstance(prepared, Prepared) and prepared.features is None
+
+
+def test_a_file_that_is_not_an_image_is_refused_with_a_message() -> None:
+    refused = prepare_photo(b"GIF89a nonsense", source="x.gif", limits=LIMITS)
+    assert isinstance(refused, Refused) and refused.trace is None
+    assert refused.message.startswith("x.gif")
+
+
+def test_one_worker_prepares_in_this_process() -> None:
+    with PhotoPreparer(workers=1, limits=LIMITS) as preparer:
+        future = preparer.submit(jpeg_bytes(textured_object(2)), source="b.jpg")
+        assert future.done() and preparer._pool is None
+        assert isinstance(future.result(), Prepared)
+
+
+def test_outcomes_keep_input_order_across_batches(services) -> None:
+    outcomes = ingest_photos(services, _items(9))
+    assert [o.source for o in outcomes] == [
+        "p3.png",  # refused when its batch (p0-p3) is read, before the batch is stored
+        "p0.png",
+        "p1.png",
+        "p2.png",
+        "p6.png",  # the same bytes as p1, in the next batch
+        "p4.png",
+        "p5.png",
+        "p7.png",
+        "p8.png",
+    ]
+    kinds = {o.source: o.outcome for o in outcomes}
+    assert kinds["p3.png"] is Outcome.ERROR and kinds["p6.png"] is Outcome.DUPLICATE
+    assert services.index.size == 7
+
+
+@pytest.mark.integration
+def test_a_worker_pool_stores_what_this_process_would(services, tmp_path) -> None:
+    from engine.services import build_services
+    from kernel.settings import IngestSettings
+
+    settings = services.settings
+    pool_settings = settings.model_copy(
+        update={"home": tmp_path / "pool", "ingest": IngestSettings(workers=2)}
+    )
+    inline = ingest_photos(services, _items(9))
+    pooled_services = build_services(pool_settings, embedder=services.embedder)
+    try:
+        pooled = ingest_photos(pooled_services, _items(9))
+        assert [(o.source, o.outcome, o.message) for o in pooled] == [
+            (o.source, o.outcome, o.message) for o in inline
+        ]
+        assert pooled_services.index.size == services.index.size == 7
+        # Thumbnails made in the workers are the ones this process makes.
+        for item in _items(9):
+            prepared = prepare_photo(item.load(), source=item.source, limits=LIMITS)
+            if isinstance(prepared, Prepared):
+                key = blob_keys(prepared.image.sha256)[1]
+                assert pooled_services.blobs.get(key) == services.blobs.get(key)
+    finally:
+        pooled_services.close()
+
+
+def crash_on_request(data: bytes, *, source: str, limits: PhotoLimits) -> Prepared | Refused:
+    """`prepare_photo`, except that the worker dies on a file reading "CRASH" (a decoder
+    crashing on an odd file)."""
+    if data == b"CRASH":
+        os._exit(1)
+    return prepare_photo(data, source=source, limits=limits)
+
+
+class _Crashing(PhotoPreparer):
+    task = staticmethod(crash_on_request)
+
+
+@pytest.mark.integration
+def test_a_worker_that_dies_sinks_only_its_photo() -> None:
+    with _Crashing(workers=2, limits=LIMITS) as preparer:
+        good = jpeg_bytes(textured_object(3))
+        futures = [
+            (preparer.submit(good, source="a.jpg"), good, "a.jpg"),
+            (preparer.submit(b"CRASH", source="crash.jpg"), b"CRASH", "crash.jpg"),
+            (preparer.submit(good, source="b.jpg"), good, "b.jpg"),
+        ]
+        results = [preparer.result(f, d, source=s) for f, d, s in futures]
+    assert isinstance(results[0], Prepared) and isinstance(results[2], Prepared)
+    assert isinstance(results[1], Refused)
+
+
+def test_a_daemonic_process_prepares_in_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing.current_process(), "daemon", True, raising=False)
+    assert PhotoPreparer(workers=2, limits=LIMITS).workers == 1
+
+
+def test_a_pool_starts_only_for_more_than_one_batch(services, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import ingest.photos
+
+    asked: list[int] = []
+
+    class Recording(PhotoPreparer):
+        def __init__(self, *, workers: int, limits: PhotoLimits) -> None:
+            asked.append(workers)
+            super().__init__(workers=1, limits=limits)
+
+    monkeypatch.setattr(ingest.photos, "PhotoPreparer", Recording)
+    services.settings.ingest.workers = 2  # batch size 4 (tests/conftest.py)
+    ingest_photos(services, _items(3))
+    ingest_photos(services, _items(9)[3:])
+    assert asked == [1, 2]
