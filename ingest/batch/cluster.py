@@ -58,8 +58,8 @@ class ServicesPlugin(WorkerPlugin):
 
 def compute_on_worker(tasks: list[ListingTask]) -> list[ListingOutcome]:
     """A chunk's outcomes, with the services this worker built at start."""
-    plugin = get_worker().plugins[PLUGIN_NAME]
-    services = plugin.services
+    plugin = get_worker().plugins.get(PLUGIN_NAME)
+    services = plugin.services if isinstance(plugin, ServicesPlugin) else None
     if services is None:
         raise RuntimeError("the artmatch worker plugin has not set up its services")
     # A worker outlives runs: photos added or reported lost since reach it here.
