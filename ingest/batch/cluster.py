@@ -79,8 +79,10 @@ def open_cluster(settings: Settings, *, scheduler: str) -> Iterator[Client]:
                         n_workers=workers,
                         threads_per_worker=1,
                         processes=True,
-                        # No dashboard: it would take a port, and nobody is looking at it.
+                        # No dashboard, and the scheduler's HTTP endpoint (health checks) on
+                        # a free port: two runs on one host must not fight over 8787.
                         dashboard_address=None,
+                        scheduler_kwargs={"dashboard_address": ":0"},
                         silence_logs=logging.WARNING,
                     )
                 )
