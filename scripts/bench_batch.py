@@ -1,13 +1,14 @@
 """Listing checks per second on a Dask LocalCluster with 1 and 2 workers (and in-process), and
 a run killed with SIGKILL mid-way then resumed: nothing lost, nothing repeated.
 
-    python scripts/bench_batch.py [--listings 1000] [--workers 1,2] [--baseline 200]
+    python scripts/bench_batch.py [--listings 1000] [--workers 1,2] [--no-baseline] [--no-kill]
 
 The catalogue is /work/shared/eval/museum-paintings (287 photos, every object marked stolen
 so that each listing is verified against real candidates), ingested into a temporary home
 with the real CNN; the listings are its 112 query photos repeated under new listing ids, each
 repetition cropped a little more (1 % a side per round), so that no two photos are the same
-file. Every configuration checks its own manifest (a new source), so nothing is skipped.
+file. Every configuration (in-process, then each worker count) checks the same listings under
+its own manifest (a new source), so nothing is skipped and the rates compare.
 Rates include starting the cluster and loading one model per worker ("total"), and also
 from the first committed chunk on ("steady").
 """
@@ -71,12 +72,6 @@ def _copy_manifest(manifest: Path, name: str) -> Path:
     # Same photos, another file: another source, so nothing counts as already checked.
     path = manifest.with_name(name)
     path.write_text(manifest.read_text())
-    return path
-
-
-def _head(manifest: Path, name: str, n: int) -> Path:
-    path = manifest.with_name(name)
-    path.write_text("".join(manifest.read_text().splitlines(keepends=True)[:n]))
     return path
 
 
@@ -173,7 +168,9 @@ def main() -> None:
     parser.add_argument("--listings", type=int, default=1000)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--chunk-size", type=int, default=16)
-    parser.add_argument("--baseline", type=int, default=200, help="in-process listings (0: none)")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the in-process run of the same listings"
+    )
     parser.add_argument("--no-kill", action="store_true", help="skip the kill -9 and resume run")
     args = parser.parse_args()
 
@@ -196,8 +193,8 @@ def main() -> None:
         manifest = _listings(queries, Path(tmp) / "listings", args.listings)
 
         results: list[tuple[str, dict[str, object]]] = []
-        if args.baseline:
-            path = _head(manifest, "inprocess.jsonl", args.baseline)
+        if not args.no_baseline:
+            path = _copy_manifest(manifest, "inprocess.jsonl")
             results.append(("in-process", _timed(settings, path, scheduler="none")))
             print(results[-1])
         for w in (int(x) for x in args.workers.split(",")):

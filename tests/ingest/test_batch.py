@@ -267,3 +267,60 @@ def test_a_run_killed_with_sigkill_resumes_with_nothing_lost_or_repeated(
     assert second.returncode == 0, second.stderr[-2000:]
     assert f"{n - rows} checked now, {rows} already checked" in second.stdout
     assert _count_checks(database) == (n, n)
+
+
+@pytest.mark.parametrize("value", ["cluster", "tcp://", "http://host:8786", "tcp://a b"])
+def test_check_listings_refuses_a_bad_scheduler_in_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    from tests.test_cli_words import _home, _main, _manifest, _one_line_error
+
+    home, manifest = _home(tmp_path), _manifest(tmp_path)
+    args = ["--home", str(home), "check-listings", str(manifest), "--scheduler", value]
+    code, output = _main(monkeypatch, capsys, *args)
+    assert code != 0
+    _one_line_error(output, "--scheduler", "tcp://host:8786")
+    assert "Checking listings" not in output
+
+
+@pytest.mark.integration
+def test_a_worker_killed_mid_run_loses_and_repeats_nothing(
+    services: Services, tmp_path: Path
+) -> None:
+    from distributed import Client, LocalCluster
+
+    from ingest.batch.cluster import DaskMapper
+
+    _stolen_catalogue(services, tmp_path)
+    n = 16
+    manifest = _listings(tmp_path / "a", n, gone=False)
+    services.settings = services.settings.model_copy(
+        update={"batch": services.settings.batch.model_copy(update={"chunk_size": 2})}
+    )
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": ":0"},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        mapper = DaskMapper(client, services.settings)
+        real_map = mapper.map
+
+        def killing(chunks):  # type: ignore[no-untyped-def]
+            for i, outcomes in enumerate(real_map(chunks)):
+                if i == 0:
+                    # SIGKILL one worker while its chunks are in flight; its nanny restarts it
+                    # (the plugin builds its services again) and the scheduler resubmits them.
+                    pids = client.run(os.getpid)
+                    os.kill(sorted(pids.values())[0], signal.SIGKILL)
+                yield outcomes
+
+        mapper.map = killing  # type: ignore[method-assign]
+        run = check_listings(services, manifest, mapper=mapper)
+    assert (run.total, run.checked + run.skipped, run.errors) == (n, n, [])
+    rows = _check_rows(services)
+    assert len(rows) == len(set(rows)) == n
