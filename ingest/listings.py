@@ -25,7 +25,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -315,12 +315,16 @@ def check_listings(
             mapper, chunks = InProcessMapper(services), chunked(tasks, 1)
         else:
             if mapper is None:
+                # Here, not at the top: importing distributed takes a second that small runs,
+                # the service's start and `artmatch --help` need not pay.
                 from ingest.batch.cluster import DaskMapper, open_cluster
 
                 client = stack.enter_context(open_cluster(services.settings, scheduler=scheduler))
                 mapper = DaskMapper(client, services.settings)
             chunks = chunked(tasks, batch.chunk_size)
-        for outcomes in mapper.map(chunks):
+        # Closed before the cluster is: a run stopped early cancels its chunks in flight.
+        results = stack.enter_context(closing(mapper.map(chunks)))
+        for outcomes in results:
             committed = commit_chunk(services, outcomes)
             run.checked += committed.checked
             run.skipped += committed.skipped

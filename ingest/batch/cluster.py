@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from itertools import islice
 from typing import Any
@@ -111,7 +111,9 @@ class DaskMapper:
         # Registered anew per run: a long-lived cluster gets this run's settings.
         client.register_plugin(ServicesPlugin(settings, build=build), name=PLUGIN_NAME)
 
-    def map(self, chunks: Iterable[list[ListingTask]]) -> Iterator[list[ListingOutcome]]:
+    def map(
+        self, chunks: Iterable[list[ListingTask]]
+    ) -> Generator[list[ListingOutcome], None, None]:
         pending = iter(chunks)
         workers = max(len(self._client.scheduler_info(n_workers=-1)["workers"]), 1)
         in_flight = workers * self._per_worker

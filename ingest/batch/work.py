@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -91,7 +91,9 @@ class Committed:
 class ChunkMapper(Protocol):
     """Turns chunks of tasks into their outcomes, in any order (one list per chunk)."""
 
-    def map(self, chunks: Iterable[list[ListingTask]]) -> Iterator[list[ListingOutcome]]: ...
+    def map(
+        self, chunks: Iterable[list[ListingTask]]
+    ) -> Generator[list[ListingOutcome], None, None]: ...
 
 
 def model_version(services: Services) -> str:
@@ -249,6 +251,8 @@ class InProcessMapper:
     def __init__(self, services: Services) -> None:
         self._services = services
 
-    def map(self, chunks: Iterable[list[ListingTask]]) -> Iterator[list[ListingOutcome]]:
+    def map(
+        self, chunks: Iterable[list[ListingTask]]
+    ) -> Generator[list[ListingOutcome], None, None]:
         for chunk in chunks:
             yield compute_chunk(self._services, chunk)

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from pathlib import Path
 
 import pytest
@@ -95,7 +95,9 @@ class _Shuffled:
         self.services = services
         self.chunk_sizes: list[int] = []
 
-    def map(self, chunks: Iterable[list[ListingTask]]) -> Iterator[list[ListingOutcome]]:
+    def map(
+        self, chunks: Iterable[list[ListingTask]]
+    ) -> Generator[list[ListingOutcome], None, None]:
         done = [compute_chunk(self.services, chunk) for chunk in chunks]
         self.chunk_sizes = [len(c) for c in done]
         yield from reversed(done)
