@@ -188,11 +188,22 @@ def check_listings(
     recheck: Annotated[
         bool, typer.Option(help="Check again listings checked by earlier runs.")
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Where to check: 'local' (Dask worker processes here), 'none' (this process) "
+            "or a Dask scheduler address tcp://host:8786 (default: ARTMATCH_BATCH__SCHEDULER).",
+        ),
+    ] = None,
 ) -> None:
-    """Cross-check auction listings against stolen and missing objects; write a hit report."""
+    """Cross-check auction listings against stolen and missing objects; write a hit report.
+    Runs on a Dask cluster unless the manifest is small (see ARTMATCH_BATCH__*); an
+    interrupted run resumes where it stopped when run again."""
     from ingest.listings import check_listings as run_check
     from ingest.listings import read_manifest, write_report
 
+    if scheduler is not None:
+        _check_scheduler(scheduler)
     total = len(read_manifest(manifest))  # fail on a malformed manifest before loading the model
     stem = out_stem or manifest.with_name(manifest.stem + ".hits")
     # Both report files checked now, not after the run: an hour of checks must not end in an
@@ -207,6 +218,7 @@ def check_listings(
                 services,
                 manifest,
                 recheck=recheck,
+                scheduler=scheduler,
                 on_progress=lambda n, _t: progress.update(task, completed=n),
             )
         _audit_run(services, manifest, run)
@@ -228,6 +240,20 @@ def check_listings(
     )
     if run.errors:
         raise typer.Exit(1)
+
+
+def _check_scheduler(value: str) -> None:
+    from pydantic import ValidationError
+
+    from kernel.settings import BatchSettings
+
+    try:
+        BatchSettings(scheduler=value)
+    except ValidationError:
+        raise InvalidInput(
+            f"--scheduler {value!r}: expected 'local', 'none' or a Dask scheduler address "
+            "such as tcp://host:8786"
+        ) from None
 
 
 def _audit_run(services, manifest: Path, run) -> None:  # type: ignore[no-untyped-def]

@@ -25,20 +25,26 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from pydantic import BaseModel, Field, ValidationError
 
-from engine.search import decision_threshold, search
+from engine.search import decision_threshold
 from engine.services import Services
+from ingest.batch.work import (
+    ChunkMapper,
+    InProcessMapper,
+    ListingTask,
+    chunked,
+    commit_chunk,
+    model_version,
+)
 from ingest.catalogue_csv import csv_error_message, csv_rows, validation_message
-from ingest.recheck import Hit, ListingDetails, keep_listing_features, record_hit
-from kernel.enums import LOST_STATUSES
-from kernel.errors import ArtmatchError, InvalidInput
-from kernel.schemas import SearchHit
-from models.images import DecodedImage, decode_image
-from storage.catalogue.alerts import AlertRecord, AlertStore
+from ingest.recheck import ListingDetails
+from kernel.errors import InvalidInput
+from storage.catalogue.alerts import AlertRecord
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -266,11 +272,18 @@ def check_listings(
     source: str | None = None,
     recheck: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    scheduler: str | None = None,
+    mapper: ChunkMapper | None = None,
 ) -> ListingRun:
     """Check every listing of ``manifest``; ``source`` names the manifest in listing
-    identities (default: `manifest_source`; the service passes a stable name for uploads)."""
+    identities (default: `manifest_source`; the service passes a stable name for uploads).
+
+    ``scheduler`` (default ``ARTMATCH_BATCH__SCHEDULER``): "none" checks in this process,
+    "local" on a Dask cluster of worker processes started for the run, an address on that
+    cluster; a run with fewer than ``batch.min_listings`` listings to check stays in this
+    process. ``mapper`` replaces all that (tests). Either way this process alone writes.
+    """
     listings = read_manifest(manifest)
-    base = Path(manifest).parent
     default_source = source or manifest_source(manifest)
     sources = [item.venue or default_source for item in listings]
     done = (
@@ -281,9 +294,64 @@ def check_listings(
         )
     )
     run = ListingRun(total=len(listings), listings=listings)
-    model_version = f"{services.embedder.name} {services.embedder.version}"
+    errors: list[tuple[int, str]] = []
+    progress = [0]
+
+    def advance(n: int) -> None:
+        progress[0] += n
+        if on_progress and n:
+            on_progress(progress[0], run.total)
+
+    tasks = _tasks(
+        services, Path(manifest).parent, sources, done, run=run, errors=errors, advance=advance
+    )
+    batch = services.settings.batch
+    scheduler = scheduler or batch.scheduler
+    todo = sum(
+        (src, item.listing_id) not in done for src, item in zip(sources, listings, strict=True)
+    )
+    with ExitStack() as stack:
+        if mapper is None and (scheduler == "none" or todo < batch.min_listings):
+            mapper, chunks = InProcessMapper(services), chunked(tasks, 1)
+        else:
+            if mapper is None:
+                # Here, not at the top: importing distributed takes a second that small runs,
+                # the service's start and `artmatch --help` need not pay.
+                from ingest.batch.cluster import DaskMapper, open_cluster
+
+                client = stack.enter_context(open_cluster(services.settings, scheduler=scheduler))
+                mapper = DaskMapper(client, services.settings)
+            chunks = chunked(tasks, batch.chunk_size)
+        # Closed before the cluster is: a run stopped early cancels its chunks in flight.
+        results = stack.enter_context(closing(mapper.map(chunks)))
+        for outcomes in results:
+            committed = commit_chunk(services, outcomes)
+            run.checked += committed.checked
+            run.skipped += committed.skipped
+            run.hits += committed.hits
+            run.new_alerts += committed.new_alerts
+            errors.extend(committed.errors)
+            advance(len(outcomes))
+    # In manifest order, whatever order the workers finished in.
+    run.errors = [message for _, message in sorted(errors)]
+    return run
+
+
+def _tasks(
+    services: Services,
+    base: Path,
+    sources: Sequence[str],
+    done: dict[tuple[str, str], set[str]],
+    *,
+    run: ListingRun,
+    errors: list[tuple[int, str]],
+    advance: Callable[[int], None],
+) -> Iterator[ListingTask]:
+    """The listings to check, their photos read as they are needed; listings already checked
+    are counted skipped and unreadable photos stored as errors on the way."""
+    model = model_version(services)
     max_bytes = services.settings.max_upload_bytes
-    for n, (src, listing) in enumerate(zip(sources, listings, strict=True), start=1):
+    for index, (src, listing) in enumerate(zip(sources, run.listings, strict=True)):
         try:
             data: bytes | None = read_listing_photo(base, listing.image, max_bytes=max_bytes)
         except _TooLarge:
@@ -293,19 +361,36 @@ def check_listings(
             reason = f"{listing.image!r} is not a readable photo file inside the manifest folder"
         if data is None:
             run.keys.append((src, listing.listing_id, None))
-            _record_error(services, listing, src, reason, run=run, model_version=model_version)
-        else:
-            sha = hashlib.sha256(data).hexdigest()
-            run.keys.append((src, listing.listing_id, sha))
-            if sha in done.get((src, listing.listing_id), ()):
-                run.skipped += 1
-            else:
-                _check_one(
-                    services, listing, src, data, sha=sha, run=run, model_version=model_version
-                )
-        if on_progress:
-            on_progress(n, len(listings))
-    return run
+            errors.append((index, f"listing {listing.listing_id}: {reason}"))
+            services.catalogue.record_listing_check(
+                _record(listing, src, model) | {"error": reason, "image_sha256": None}
+            )
+            advance(1)
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        run.keys.append((src, listing.listing_id, sha))
+        if sha in done.get((src, listing.listing_id), ()):
+            run.skipped += 1
+            advance(1)
+            continue
+        record = _record(listing, src, model)
+        del record["model_version"]  # the worker's, which did the search
+        yield ListingTask(
+            index=index,
+            details=ListingDetails(
+                source=src,
+                listing_id=listing.listing_id,
+                image_sha256=sha,
+                title=listing.title,
+                url=listing.url,
+                seller=listing.seller,
+                price=listing.price,
+                listed_on=listing.date,
+            ),
+            image=listing.image,
+            data=data,
+            record=record,
+        )
 
 
 def _record(listing: Listing, source: str, model_version: str) -> dict[str, object]:
@@ -320,129 +405,6 @@ def _record(listing: Listing, source: str, model_version: str) -> dict[str, obje
         "listed_on": listing.date,
         "model_version": model_version,
     }
-
-
-def _record_error(
-    services: Services,
-    listing: Listing,
-    source: str,
-    message: str,
-    *,
-    run: ListingRun,
-    model_version: str,
-    sha: str | None = None,
-) -> None:
-    """Store a failed check; ``sha``: the photo's hash when it was read (so the report of
-    this run finds the error under the listing's key), None when it could not be."""
-    run.errors.append(f"listing {listing.listing_id}: {message}")
-    services.catalogue.record_listing_check(
-        _record(listing, source, model_version) | {"error": message, "image_sha256": sha}
-    )
-
-
-def _check_one(
-    services: Services,
-    listing: Listing,
-    source: str,
-    data: bytes,
-    *,
-    sha: str,
-    run: ListingRun,
-    model_version: str,
-) -> None:
-    try:
-        image = decode_image(
-            data, source=listing.image, max_pixels=services.settings.max_image_pixels
-        )
-        result = search(services, image, top_k=5, statuses=list(LOST_STATUSES))
-    except ArtmatchError as exc:
-        _record_error(
-            services, listing, source, str(exc), run=run, model_version=model_version, sha=sha
-        )
-        return
-    except Exception:
-        # One odd photo must not sink the listings after it; the log keeps the details.
-        log.exception("listing %s could not be searched", listing.listing_id)
-        message = f"{listing.image!r} could not be searched (an internal error; see the log)"
-        _record_error(
-            services, listing, source, message, run=run, model_version=model_version, sha=sha
-        )
-        return
-    matches = [
-        {
-            "object_id": h.object_id,
-            "similarity": h.similarity,
-            "confidence": h.confidence,
-            # The threshold that decided this match, and the quantity it applies to.
-            "threshold": result.threshold,
-            "threshold_on": result.threshold_on.value,
-            "status": h.status.value,
-            "institution": h.institution,
-            "title": h.title,
-            "loss_reference": h.loss_reference,
-        }
-        for h in result.matches
-    ]
-    best = result.hits[0] if result.hits else None
-    _keep_for_rechecks(services, listing, source, image, result.matches, run=run)
-    services.catalogue.record_listing_check(
-        _record(listing, source, model_version)
-        | {
-            "image_sha256": sha,
-            "is_hit": bool(matches),
-            "best_object_id": best.object_id if best else None,
-            # The catalogue's column keeps its name; it holds the best hit's similarity.
-            "best_similarity": best.similarity if best else None,
-            "matches_json": json.dumps(matches),
-        }
-    )
-    run.checked += 1
-    run.hits += bool(matches)
-
-
-def _keep_for_rechecks(
-    services: Services,
-    listing: Listing,
-    source: str,
-    image: DecodedImage,
-    matches: Sequence[SearchHit],
-    *,
-    run: ListingRun,
-) -> None:
-    """Keep the photo's features for later re-checks, and each match as a sighting (and
-    an alert for its subscribers, kept on ``run``). Before the check itself is recorded: a
-    listing stored as checked always has its features."""
-    store = AlertStore(services.catalogue.engine)
-    try:
-        keep_listing_features(services, image, store=store)
-    except ArtmatchError as exc:
-        # The check stands; only a later re-check of this photo is lost (and logged).
-        log.warning("features of listing %s not kept: %s", listing.listing_id, exc)
-    details = ListingDetails(
-        source=source,
-        listing_id=listing.listing_id,
-        image_sha256=image.sha256,
-        title=listing.title,
-        url=listing.url,
-        seller=listing.seller,
-        price=listing.price,
-        listed_on=listing.date,
-    )
-    for match in matches:
-        alert = record_hit(
-            services,
-            store,
-            object_id=match.object_id,
-            hit=Hit(
-                listing=details,
-                confidence=match.confidence or 0.0,
-                inliers=match.inliers or 0,
-                similarity=match.similarity,
-            ),
-            origin="check",
-        )
-        if alert is not None:
-            run.new_alerts.append(alert)
 
 
 #: Cells a spreadsheet would read as a formula (OWASP, "CSV injection").

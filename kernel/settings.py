@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "AlertSettings",
+    "BatchSettings",
     "EmbedderSettings",
     "ExchangeSettings",
     "IndexSettings",
@@ -169,6 +170,23 @@ class ThreadSettings(BaseModel):
     opencv: int = Field(default=0, ge=0, le=256)
 
 
+class BatchSettings(BaseModel):
+    """Batch listing checks (`ingest.batch`): where they run and in what pieces."""
+
+    #: "local": a Dask LocalCluster on this machine (worker processes); "none": in this
+    #: process, one listing after another; or a Dask scheduler's address
+    #: (``tcp://host:8786``) to run on a cluster whose workers share the database and blobs.
+    scheduler: str = Field(default="local", pattern=r"^(local|none|(tcp|tls|ws|wss|inproc)://\S+)$")
+    #: Worker processes of the local cluster; 0 = one per CPU core.
+    workers: int = Field(default=0, ge=0, le=256)
+    #: Listings sent to a worker at once: large enough to keep a worker busy between two
+    #: round trips, small enough that an interrupted chunk costs little to redo.
+    chunk_size: int = Field(default=16, ge=1, le=1000)
+    #: Manifests with fewer listings to check run in-process: starting a cluster (and a
+    #: model per worker) costs more than it saves on a handful.
+    min_listings: int = Field(default=64, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ARTMATCH_",
@@ -187,6 +205,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     exchange: ExchangeSettings = ExchangeSettings()
     threads: ThreadSettings = ThreadSettings()
+    batch: BatchSettings = BatchSettings()
     #: Largest image accepted, in pixels (width x height); larger is refused as a
     #: decompression bomb.
     max_image_pixels: int = Field(default=90_000_000, ge=1)

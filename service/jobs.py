@@ -1,5 +1,10 @@
 """Batch listing checks run off the request path, in worker threads of this process.
 
+Each job's listings are checked by `ingest.listings.check_listings`: on the Dask cluster that
+``ARTMATCH_BATCH__SCHEDULER`` names (a local one by default), or in the job's thread when the
+manifest is small. This thread alone writes the catalogue and moves the job's progress on as
+chunks are committed.
+
 A job's state lives in the database (`storage.catalogue.jobs.BatchJob`), so it outlives
 the browser that started it. A runner claims a job atomically and holds a lease on it: a
 heartbeat thread renews ``heartbeat_at`` while the job runs. If the process stops mid-job,
