@@ -258,6 +258,25 @@ class ScalableVectorIndex:
             return f"shrunk to {self.size} photos: back to exact search"
         return None
 
+    def describe(self) -> dict[str, object]:
+        """What `artmatch index status` shows."""
+        ivf = self._ivf
+        ram = self.size * 12 + sum(e.nbytes for e in self._extra)
+        if ivf is not None:
+            ram += self.size * (ivf.code_size + 8) + ivf.nlist * ivf.d * 4
+        return {
+            "photos": self.size,
+            "search": "exact" if ivf is None else "ivf-pq + exact re-rank",
+            "lists": 0 if ivf is None else int(ivf.nlist),
+            "code_bytes": 0 if ivf is None else int(ivf.code_size),
+            "reduced_to": self.meta.dim if self._pca is None else int(self._pca.d_out),
+            "trained_for": self.trained_for,
+            "unsaved_changes": len(self._disk.pending),
+            "logged_since_compaction": self._disk.log_ids,
+            "ram_bytes_per_photo": round(ram / max(self.size, 1), 1),
+            "wants_training": self.wants_training() or "no",
+        }
+
     def maybe_train(self) -> bool:
         reason = self.wants_training()
         if reason is None:
