@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -82,8 +83,8 @@ class ScalableVectorIndex:
         self._lk_ids = np.zeros(0, dtype=np.int64)
         self._lk_rows = np.zeros(0, dtype=np.int64)
         self._row_ids: np.ndarray | None = None  # row -> id (-1 dead), for exact search
-        self._pca: faiss.PCAMatrix | None = None
-        self._ivf: faiss.IndexIVFPQ | None = None
+        self._pca: faiss.VectorTransform | None = None
+        self._ivf: faiss.Index | None = None
         self.trained_for = 0
         self._disk = _Disk()
 
@@ -260,7 +261,7 @@ class ScalableVectorIndex:
 
     def describe(self) -> dict[str, object]:
         """What `artmatch index status` shows."""
-        ivf = self._ivf
+        ivf: Any = self._ivf
         ram = self.size * 12 + sum(e.nbytes for e in self._extra)
         if ivf is not None:
             ram += self.size * (ivf.code_size + 8) + ivf.nlist * ivf.d * 4
@@ -477,18 +478,18 @@ def _nlist(size: int) -> int:
     return int(2 ** max(4, round(math.log2(max(size, 1)) / 2)))
 
 
-def _pca_bytes(pca: faiss.PCAMatrix) -> np.ndarray:
+def _pca_bytes(pca: faiss.VectorTransform) -> np.ndarray:
     writer = faiss.VectorIOWriter()
-    faiss.write_VectorTransform(pca, writer)
+    faiss.write_VectorTransform(pca, writer)  # type: ignore[arg-type]
     return faiss.vector_to_array(writer.data)
 
 
-def _pca_from(data: np.ndarray) -> faiss.PCAMatrix:
+def _pca_from(data: np.ndarray) -> faiss.VectorTransform:
     reader = faiss.VectorIOReader()
     faiss.copy_array_to_vector(np.ascontiguousarray(data, dtype=np.uint8), reader.data)
-    read = faiss.read_VectorTransform(reader)
+    read = faiss.read_VectorTransform(reader)  # type: ignore[arg-type]
     # The downcast wrapper must own the C++ object, or it dies with ``read``.
-    read.thisown = False
+    read.thisown = False  # type: ignore[attr-defined]
     pca = faiss.downcast_VectorTransform(read)
-    pca.thisown = True
+    pca.thisown = True  # type: ignore[attr-defined]
     return pca

@@ -19,7 +19,7 @@ _LEN = struct.Struct("<I")
 def pack_arrays(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> bytes:
     head = json.dumps(header).encode()
     out = io.BytesIO()
-    np.savez(out, **arrays)
+    np.savez(out, **arrays)  # type: ignore[arg-type]
     return MAGIC + _LEN.pack(len(head)) + head + out.getvalue()
 
 
