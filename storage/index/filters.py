@@ -62,7 +62,8 @@ class IdFilter:
             flags[self._ids[self._ids >= 0]] = True
             # The selector keeps a raw pointer: the bitmap must live as long as it does.
             self._bitmap = np.packbits(flags, bitorder="little")
-            self._selector = faiss.IDSelectorBitmap(top, faiss.swig_ptr(self._bitmap))
+            # Its size is in bytes, not bits: ids past the bitmap must read as absent.
+            self._selector = faiss.IDSelectorBitmap(len(self._bitmap), faiss.swig_ptr(self._bitmap))
         return self._selector
 
 
