@@ -312,7 +312,12 @@ def open_index(
         index.add(ids, vectors)
     del vectors
     index.meta.fingerprint = fingerprint_ids(ids)
-    index.save()  # ``auto`` trains itself here when the catalogue is past ``exact_up_to``
+    # A rebuild blocks the start anyway: ``auto`` trains here when past ``exact_up_to``
+    # (an ingest batch's save never does; see `storage.index.training`).
+    maybe_train = getattr(index, "maybe_train", None)
+    if maybe_train is not None:
+        maybe_train()
+    index.save()
     if snapshots:
         assert blobs is not None
         try:

@@ -35,7 +35,7 @@ def real_vectors(*, synthetic: bool) -> tuple[np.ndarray, np.ndarray]:
             return z["catalogue"], z["queries"]
     from kernel.settings import get_settings
     from models.embedders import create_embedder
-    from models.images import load_image
+    from models.images import decode_image
 
     embedder = create_embedder(get_settings().embedder)
 
@@ -43,7 +43,9 @@ def real_vectors(*, synthetic: bool) -> tuple[np.ndarray, np.ndarray]:
         out = []
         for start in range(0, len(paths), 16):
             out.append(
-                embedder.embed([load_image(p.read_bytes()) for p in paths[start : start + 16]])
+                embedder.embed(
+                    [decode_image(p.read_bytes()).image for p in paths[start : start + 16]]
+                )
             )
         return np.concatenate(out).astype(np.float32)
 

@@ -2,10 +2,12 @@
 plus an append-only log (`storage.index.vector_log`), so an ingest batch writes only itself.
 
 - Up to ``exact_up_to`` photos it scores every stored vector (float32, exact: the results of
-  ``flat``). Past that, a save trains itself: PCA-whitened reduction (``pca_dim``), IVF with
-  ~sqrt(N) lists and PQ codes of ``pq_m`` bytes; a search scans ``nprobe`` lists, takes
-  ``rerank`` candidates and re-scores them exactly from the stored vectors. It retrains when
-  the catalogue has grown ``RETRAIN_GROWTH`` times since (or by `artmatch index train`).
+  ``flat``). Trained (`storage.index.training`: by `artmatch index train` or a rebuild, never
+  inside an ingest batch's save, which only logs that training is wanted): PCA-whitened
+  reduction (``pca_dim``), IVF with ~sqrt(N) lists and PQ codes of ``pq_m`` bytes; a search
+  scans ``nprobe`` lists, takes ``rerank`` candidates and re-scores them exactly from the
+  stored vectors. Training is wanted again once the catalogue has grown ``RETRAIN_GROWTH``
+  times since.
 - In RAM: the PQ codes and ids of the IVF lists (pq_m + 8 bytes per photo) and the sorted id ->
   row lookup (12 bytes); the float32 vectors stay on disk, memory-mapped, read by row for the
   re-rank. Vectors added since the last compaction are held in RAM until the next one.
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import secrets
 from collections.abc import Sequence
@@ -29,9 +30,18 @@ import numpy as np
 from kernel.errors import IndexNotReady
 from storage.files import atomic_write, file_lock
 from storage.index.base import IndexMeta, check_batch, index_stem, saved_catalogue_version
+from storage.index.exact import exact_top_k
 from storage.index.filters import IdFilter, as_filter
 from storage.index.registry import register_index
 from storage.index.snapshot_format import pack_arrays, unpack_arrays
+from storage.index.training import (
+    ENCODE_CHUNK,
+    MIN_TRAIN_PHOTOS,
+    pca_bytes,
+    pca_from,
+    reduce_with,
+    train_parts,
+)
 from storage.index.vector_log import ADD, REMOVE, encode_record, read_records
 
 __all__ = ["RETRAIN_GROWTH", "ScalableVectorIndex", "ScaleParams"]
@@ -87,6 +97,7 @@ class ScalableVectorIndex:
         self._ivf: faiss.Index | None = None
         self.trained_for = 0
         self._disk = _Disk()
+        self._warned: str | None = None
 
     # -- the registry's constructors ---------------------------------------------------
 
@@ -112,7 +123,7 @@ class ScalableVectorIndex:
                 row_ids = np.load(f"{base}.ids.npy")
                 index._base = np.load(f"{base}.vec.npy", mmap_mode="r")
                 if Path(f"{base}.pca").exists():
-                    index._pca = _pca_from(np.fromfile(f"{base}.pca", dtype=np.uint8))
+                    index._pca = pca_from(np.fromfile(f"{base}.pca", dtype=np.uint8))
                 if Path(f"{base}.ivf").exists():
                     index._ivf = faiss.read_index(f"{base}.ivf")
                 records = list(read_records(Path(f"{base}.log"), log_bytes))
@@ -198,8 +209,9 @@ class ScalableVectorIndex:
     def save(self) -> None:
         """Append the changes since the last save to the log; rewrite the base instead when
         the files changed under us, the log grew past its share, or the index (re)trained.
-        Skipped when the saved index reflects a newer catalogue version (see `base`)."""
-        self.maybe_train()
+        Skipped when the saved index reflects a newer catalogue version (see `base`).
+        Never trains (minutes at a million photos, blocking the batch): logs that it should."""
+        self._warn_untrained()
         self.directory.mkdir(parents=True, exist_ok=True)
         with file_lock(self._path(".lock")):
             saved = saved_catalogue_version(self._path(".auto.json"))
@@ -226,7 +238,7 @@ class ScalableVectorIndex:
         if self._ivf is not None:
             arrays["ivf"] = faiss.serialize_index(self._ivf)
         if self._pca is not None:
-            arrays["pca"] = _pca_bytes(self._pca)
+            arrays["pca"] = pca_bytes(self._pca)
         header = {"params": asdict(self.params), "trained_for": self.trained_for}
         return pack_arrays(header, arrays)
 
@@ -237,7 +249,7 @@ class ScalableVectorIndex:
             index = cls(directory, meta, ScaleParams(**header["params"]))
             ids, vectors = check_batch(arrays["ids"], arrays["vectors"], meta.dim)
             if "pca" in arrays:
-                index._pca = _pca_from(arrays["pca"])
+                index._pca = pca_from(arrays["pca"])
             if "ivf" in arrays:
                 index._ivf = faiss.deserialize_index(arrays["ivf"])
         except (ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -251,11 +263,11 @@ class ScalableVectorIndex:
 
     def wants_training(self) -> str | None:
         """Why the index should (re)train now, or None."""
-        if self._ivf is None and self.size > self.params.exact_up_to:
-            return f"{self.size} photos, exact search up to {self.params.exact_up_to}"
+        if self._ivf is None and self.size > self._exact_up_to:
+            return f"{self.size} photos, exact search up to {self._exact_up_to}"
         if self._ivf is not None and self.size > RETRAIN_GROWTH * self.trained_for:
             return f"grown from {self.trained_for} to {self.size} photos"
-        if self._ivf is not None and self.size <= self.params.exact_up_to // 2:
+        if self._ivf is not None and self.size <= self._exact_up_to // 2:
             return f"shrunk to {self.size} photos: back to exact search"
         return None
 
@@ -292,27 +304,37 @@ class ScalableVectorIndex:
         self._pca, self._ivf, self.trained_for = None, None, self.size
         self._disk.token = None  # the base must be rewritten
         self.meta.version += 1
-        if self.size <= self.params.exact_up_to:
+        if self.size <= self._exact_up_to:
             return
         rng = np.random.default_rng(0)
-        nlist = _nlist(self.size)
-        count = min(self.size, max(self.params.train_sample, 40 * nlist))
-        rows = np.sort(rng.choice(self._lk_rows, size=count, replace=False))
-        sample = self._gather(rows)
-        dim = self.meta.dim
-        if 0 < self.params.pca_dim < dim:
-            # Whitened and renormalised: measured recall@1 0.915 at 256 of 1280 dims (issue 13).
-            pca = faiss.PCAMatrix(dim, self.params.pca_dim, -0.5)
-            pca.train(sample[: min(count, 50_000)])
-            self._pca, dim = pca, self.params.pca_dim
-        reduced = self._reduce(sample)
-        ivf = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, self.params.pq_m, 8)
-        ivf.metric_type = faiss.METRIC_INNER_PRODUCT
-        ivf.train(reduced)
-        for start in range(0, self.size, 50_000):
-            rows = self._lk_rows[start : start + 50_000]
-            ivf.add_with_ids(self._reduce(self._gather(rows)), self._lk_ids[start : start + 50_000])
-        self._ivf = ivf
+
+        def sample(count: int) -> np.ndarray:
+            return self._gather(np.sort(rng.choice(self._lk_rows, size=count, replace=False)))
+
+        p = self.params
+        parts = train_parts(
+            size=self.size,
+            dim=self.meta.dim,
+            sample=sample,
+            pca_dim=p.pca_dim,
+            pq_m=p.pq_m,
+            train_sample=p.train_sample,
+        )
+        for start in range(0, self.size, ENCODE_CHUNK):
+            rows = self._lk_rows[start : start + ENCODE_CHUNK]
+            ids = self._lk_ids[start : start + ENCODE_CHUNK]
+            parts.ivf.add_with_ids(parts.reduce(self._gather(rows)), ids)
+        self._pca, self._ivf = parts.pca, parts.ivf
+
+    @property
+    def _exact_up_to(self) -> int:
+        return max(self.params.exact_up_to, MIN_TRAIN_PHOTOS)
+
+    def _warn_untrained(self) -> None:
+        reason = self.wants_training()
+        if reason is not None and reason != self._warned:
+            log.warning("the vector index wants training (%s): run `artmatch index train`", reason)
+        self._warned = reason
 
     # -- internals -----------------------------------------------------------------------
 
@@ -320,11 +342,7 @@ class ScalableVectorIndex:
         return self.directory / f"{index_stem(self.meta.model, self.meta.model_version)}{suffix}"
 
     def _reduce(self, vectors: np.ndarray) -> np.ndarray:
-        if self._pca is None:
-            return vectors
-        out = self._pca.apply(np.ascontiguousarray(vectors, dtype=np.float32))
-        faiss.normalize_L2(out)
-        return out
+        return reduce_with(self._pca, vectors)
 
     def _set_lookup(self, row_ids: np.ndarray) -> None:
         live = np.flatnonzero(row_ids >= 0)
@@ -386,20 +404,15 @@ class ScalableVectorIndex:
             row_ids = np.full(len(self._base) + self._extra_rows, -1, dtype=np.int64)
             row_ids[self._lk_rows] = self._lk_ids
             self._row_ids = row_ids
-        row_ids = self._row_ids
-        parts = [np.asarray(self._base) @ queries.T] if len(self._base) else []
-        parts += [e @ queries.T for e in self._extra]
-        sims = np.concatenate(parts).T  # (queries, rows)
-        alive = row_ids >= 0 if allowed is None else allowed.mask(row_ids) & (row_ids >= 0)
-        sims[:, ~alive] = -np.inf
-        m = min(k, int(alive.sum()))
-        top = np.argpartition(-sims, m - 1, axis=1)[:, :m] if m < sims.shape[1] else None
-        for i in range(len(queries)):
-            cand = top[i] if top is not None else np.flatnonzero(alive)
-            # Ties broken by id, like an exact FAISS search over ids added in order.
-            order = np.lexsort((row_ids[cand], -sims[i, cand]))[:m]
-            out_s[i, :m], out_i[i, :m] = sims[i, cand[order]], row_ids[cand[order]]
-        return out_s, out_i
+        blocks = [np.asarray(self._base)] if len(self._base) else []
+        return exact_top_k(
+            blocks=blocks + self._extra,
+            row_ids=self._row_ids,
+            queries=queries,
+            k=k,
+            allowed=allowed,
+            out=(out_s, out_i),
+        )
 
     def _pending_ids(self) -> int:
         return sum(int.from_bytes(r[5:9], "little") for r in self._disk.pending)
@@ -450,7 +463,7 @@ class ScalableVectorIndex:
         if self._ivf is not None:
             atomic_write(Path(f"{base}.ivf"), bytes(faiss.serialize_index(self._ivf)))
         if self._pca is not None:
-            atomic_write(Path(f"{base}.pca"), _pca_bytes(self._pca).tobytes())
+            atomic_write(Path(f"{base}.pca"), pca_bytes(self._pca).tobytes())
         atomic_write(Path(f"{base}.log"), b"")
         self._disk = _Disk(token, 0, 0)
         self._write_meta()
@@ -470,26 +483,3 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     tmp.replace(path)
-
-
-def _nlist(size: int) -> int:
-    """~sqrt(N) lists, a power of two: 1,024 at a million photos (k-means on 2 cores in
-    seconds; 32 probes then scan ~3% of the codes)."""
-    return int(2 ** max(4, round(math.log2(max(size, 1)) / 2)))
-
-
-def _pca_bytes(pca: faiss.VectorTransform) -> np.ndarray:
-    writer = faiss.VectorIOWriter()
-    faiss.write_VectorTransform(pca, writer)  # type: ignore[arg-type]
-    return faiss.vector_to_array(writer.data)
-
-
-def _pca_from(data: np.ndarray) -> faiss.VectorTransform:
-    reader = faiss.VectorIOReader()
-    faiss.copy_array_to_vector(np.ascontiguousarray(data, dtype=np.uint8), reader.data)
-    read = faiss.read_VectorTransform(reader)  # type: ignore[arg-type]
-    # The downcast wrapper must own the C++ object, or it dies with ``read``.
-    read.thisown = False  # type: ignore[attr-defined]
-    pca = faiss.downcast_VectorTransform(read)
-    pca.thisown = True  # type: ignore[attr-defined]
-    return pca

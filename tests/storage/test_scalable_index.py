@@ -52,13 +52,27 @@ def test_small_catalogue_gives_exactly_the_flat_results(tmp_path: Path) -> None:
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_past_the_threshold_a_save_trains_it_and_recall_stays_high(tmp_path: Path) -> None:
+def test_past_the_threshold_a_save_only_warns_then_train_keeps_recall_high(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     x = _data(3000)
     ids = np.arange(1, 3001)
     index = _index(tmp_path)
     index.add(ids, x)
+    with caplog.at_level("WARNING", logger="storage.index.scalable"):
+        index.save()
+        index.save()
+    # An ingest batch's save never trains (minutes at scale): it stays exact and says so, once.
+    assert not index.trained and index.describe()["search"] == "exact"
+    assert [r.getMessage() for r in caplog.records] == [
+        "the vector index wants training (3000 photos, exact search up to 512): "
+        "run `artmatch index train`"
+    ]
+    assert (index.search(x[:3], 1)[1][:, 0] == ids[:3]).all()
+    index.train()
     index.save()
     assert index.trained and index.describe()["search"] != "exact"
+    assert ScalableVectorIndex.load(tmp_path, model="m", model_version="1").trained
     flat = FaissVectorIndex.create(directory=tmp_path, meta=IndexMeta("f", "1", DIM))
     flat.add(ids, x)
     queries = _unit(x[:50] + 0.05 * np.random.default_rng(1).normal(size=(50, DIM)))
@@ -76,6 +90,7 @@ def test_batches_append_to_the_log_and_a_reload_replays_it(tmp_path: Path) -> No
     x = _data(1200)
     index = _index(tmp_path, compact_min=10_000)
     index.add(np.arange(1000), x[:1000])
+    index.train()  # the logged batches are encoded with the trained codes
     index.save()
     base = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.vec.npy")}
     for start in range(1000, 1200, 16):
@@ -88,6 +103,7 @@ def test_batches_append_to_the_log_and_a_reload_replays_it(tmp_path: Path) -> No
     assert index.describe()["logged_since_compaction"] == 200 + 2
     loaded = ScalableVectorIndex.load(tmp_path, model="m", model_version="1")
     assert loaded.size == 1198 and 5 not in loaded.ids() and 1100 not in loaded.ids()
+    assert loaded.trained
     assert (loaded.search(x[:20], 5)[1] == index.search(x[:20], 5)[1]).all()
 
 
@@ -116,6 +132,7 @@ def test_snapshot_bytes_round_trip_and_a_process_behind_never_overwrites(tmp_pat
     index = _index(tmp_path)
     index.add(np.arange(800), x)
     index.meta.catalogue_version = 5
+    index.train()
     index.save()
     copy = ScalableVectorIndex.from_bytes(index.to_bytes(), directory=tmp_path, meta=index.meta)
     assert copy.trained and (copy.search(x[:9], 4)[1] == index.search(x[:9], 4)[1]).all()
