@@ -189,3 +189,24 @@ def test_a_stale_descriptor_index_is_reported_on_its_own_and_rebuilt(
     actions = repair_store(other, report)
     assert any("rebuilt the descriptor index" in a for a in actions)
     assert check().consistent
+
+
+def test_the_auto_index_is_checked_with_its_log_replayed(
+    stocked: Services, tmp_path: Path
+) -> None:
+    """A second batch and a removal go to the ``auto`` index's log, not its base: fsck reads
+    the base plus the log, and a repair rebuilds it as ``auto`` again."""
+    assert stocked.settings.index.kind == "auto"
+    csv_path = write_catalogue(tmp_path / "more", n_objects=6)
+    ingest_photos(stocked, iter_items(read_catalogue_csv(csv_path)))
+    logs = list(stocked.settings.index_path.glob("*.auto-*.log"))
+    assert len(logs) == 1 and logs[0].stat().st_size > 0  # the batch was appended
+    assert _check(stocked).consistent
+    gone = int(stocked.index.ids()[-1])
+    stocked.index.remove([gone])
+    stocked.index.save()
+    report = _check(stocked)
+    assert report.index_source == "local" and report.not_in_index == [gone]
+    repair_store(stocked, report)
+    assert _check(stocked).consistent
+    assert list(stocked.settings.index_path.glob("*.auto.json"))
