@@ -200,7 +200,10 @@ class ScalableVectorIndex:
             found = cand[i][cand[i] >= 0]
             if not len(found):
                 continue
+            # In file order: the memory-mapped rows are then read front to back.
             rows = self._lk_rows[np.searchsorted(self._lk_ids, found)]
+            order = np.argsort(rows)
+            found, rows = found[order], rows[order]
             scores = self._gather(rows) @ queries[i]
             top = np.argsort(-scores, kind="stable")[:k]
             out_s[i, : len(top)], out_i[i, : len(top)] = scores[top], found[top]
@@ -274,7 +277,11 @@ class ScalableVectorIndex:
     def describe(self) -> dict[str, object]:
         """What `artmatch index status` shows."""
         ivf: Any = self._ivf
-        ram = self.size * 12 + sum(e.nbytes for e in self._extra)
+        # What this process holds per photo besides the memory-mapped base vectors (on disk,
+        # read by row for the re-rank; the OS page cache keeps the hot ones).
+        ram = self._lk_ids.nbytes + self._lk_rows.nbytes + sum(e.nbytes for e in self._extra)
+        if self._pca is not None:
+            ram += self._pca.d_in * self._pca.d_out * 4
         if ivf is not None:
             ram += self.size * (ivf.code_size + 8) + ivf.nlist * ivf.d * 4
         return {
