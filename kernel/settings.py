@@ -73,7 +73,8 @@ class IndexSettings(BaseModel):
     #: ``exact_up_to`` photos, then IVF-PQ with an exact re-rank; saved incrementally), "flat"
     #: (exact FAISS search, the whole file saved per batch) or "memory" (numpy: tests).
     kind: str = "auto"
-    #: ``auto``: photos up to which search stays exact (past it, a save trains IVF-PQ).
+    #: ``auto``: photos up to which search stays exact (at least 512); past it the index
+    #: wants training (`artmatch index train`, or a rebuild; never inside an ingest batch).
     exact_up_to: int = Field(default=50_000, ge=0)
     #: ``auto``: IVF lists scanned per query once trained.
     nprobe: int = Field(default=32, ge=1, le=4096)

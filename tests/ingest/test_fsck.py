@@ -191,9 +191,7 @@ def test_a_stale_descriptor_index_is_reported_on_its_own_and_rebuilt(
     assert check().consistent
 
 
-def test_the_auto_index_is_checked_with_its_log_replayed(
-    stocked: Services, tmp_path: Path
-) -> None:
+def test_the_auto_index_is_checked_with_its_log_replayed(stocked: Services, tmp_path: Path) -> None:
     """A second batch and a removal go to the ``auto`` index's log, not its base: fsck reads
     the base plus the log, and a repair rebuilds it as ``auto`` again."""
     assert stocked.settings.index.kind == "auto"
