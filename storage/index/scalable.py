@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,7 +41,16 @@ from storage.index.training import (
     reduce_with,
     train_parts,
 )
-from storage.index.vector_log import ADD, REMOVE, encode_record, read_records
+from storage.index.vector_log import (
+    ADD,
+    REMOVE,
+    Base,
+    append_records,
+    encode_record,
+    read_base,
+    read_records,
+    write_base,
+)
 
 __all__ = ["RETRAIN_GROWTH", "ScalableVectorIndex", "ScaleParams"]
 
@@ -120,12 +128,9 @@ class ScalableVectorIndex:
                 meta = IndexMeta(**raw)
                 index = cls(directory, meta, params)
                 base = directory / f"{stem}.auto-{token}"
-                row_ids = np.load(f"{base}.ids.npy")
-                index._base = np.load(f"{base}.vec.npy", mmap_mode="r")
-                if Path(f"{base}.pca").exists():
-                    index._pca = pca_from(np.fromfile(f"{base}.pca", dtype=np.uint8))
-                if Path(f"{base}.ivf").exists():
-                    index._ivf = faiss.read_index(f"{base}.ivf")
+                files = read_base(str(base))
+                row_ids, index._base = files.row_ids, files.vectors
+                index._pca, index._ivf = files.pca, files.ivf
                 records = list(read_records(Path(f"{base}.log"), log_bytes))
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             raise IndexNotReady(f"no usable index at {meta_file}: {exc}") from None
@@ -437,14 +442,9 @@ class ScalableVectorIndex:
     def _append_log(self) -> None:
         assert self._disk.token is not None
         path = self.directory / f"{self._base_name(self._disk.token)}.log"
-        with path.open("r+b" if path.exists() else "w+b") as fh:
-            fh.truncate(self._disk.log_bytes)  # a crashed save's uncommitted tail
-            fh.seek(self._disk.log_bytes)
-            for record in self._disk.pending:
-                fh.write(record)
-            fh.flush()
-            os.fsync(fh.fileno())
-            self._disk.log_bytes = fh.tell()
+        self._disk.log_bytes = append_records(
+            path, committed=self._disk.log_bytes, records=self._disk.pending
+        )
         self._disk.log_ids += self._pending_ids()
         self._disk.pending.clear()
 
@@ -465,13 +465,8 @@ class ScalableVectorIndex:
         base = self.directory / self._base_name(token)
         vectors = self._gather(self._lk_rows)
         ids = self._lk_ids.copy()
-        _save_npy(Path(f"{base}.ids.npy"), ids)
-        _save_npy(Path(f"{base}.vec.npy"), vectors)
-        if self._ivf is not None:
-            atomic_write(Path(f"{base}.ivf"), bytes(faiss.serialize_index(self._ivf)))
-        if self._pca is not None:
-            atomic_write(Path(f"{base}.pca"), pca_bytes(self._pca).tobytes())
-        atomic_write(Path(f"{base}.log"), b"")
+        trained = Base(ids, vectors, self._pca, self._ivf)
+        write_base(str(base), ids=ids, vectors=vectors, trained=trained)
         self._disk = _Disk(token, 0, 0)
         self._write_meta()
         for old in self.directory.glob(f"{self._path('').name}.auto-*"):
@@ -481,12 +476,3 @@ class ScalableVectorIndex:
         self._base = np.load(f"{base}.vec.npy", mmap_mode="r")
         self._extra, self._extra_rows = [], 0
         self._set_lookup(ids)
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        np.save(fh, array)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)

@@ -18,14 +18,30 @@ before rewriting the metadata) are ignored and cut off by the next append.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import faiss
 import numpy as np
 
-__all__ = ["ADD", "REMOVE", "LogRecord", "encode_record", "read_records"]
+from storage.files import atomic_write
+from storage.index.training import pca_bytes, pca_from
+
+__all__ = [
+    "ADD",
+    "REMOVE",
+    "Base",
+    "LogRecord",
+    "append_records",
+    "encode_record",
+    "read_base",
+    "read_records",
+    "write_base",
+]
 
 ADD, REMOVE = 1, 2
 _HEAD = struct.Struct("<4sBII")  # magic, op, count, dim
@@ -69,3 +85,58 @@ def read_records(path: Path, length: int) -> Iterator[LogRecord]:
             vectors = flat.reshape(count, dim).astype(np.float32)
         yield op, ids, vectors
         pos = end + 4
+
+
+def append_records(path: Path, *, committed: int, records: list[bytes]) -> int:
+    """Append ``records`` after the ``committed`` bytes of ``path`` (cutting a crashed save's
+    uncommitted tail), synced; returns the new length."""
+    with path.open("r+b" if path.exists() else "w+b") as fh:
+        fh.truncate(committed)
+        fh.seek(committed)
+        for record in records:
+            fh.write(record)
+        fh.flush()
+        os.fsync(fh.fileno())
+        return fh.tell()
+
+
+@dataclass
+class Base:
+    """One base as read: row ids, memory-mapped vectors, the trained parts (None: exact)."""
+
+    row_ids: np.ndarray
+    vectors: np.ndarray
+    pca: faiss.VectorTransform | None
+    ivf: faiss.Index | None
+
+
+def read_base(base: str) -> Base:
+    """The files of base ``<stem>.auto-<token>`` (``base`` is that path without a suffix)."""
+    pca = Path(f"{base}.pca")
+    ivf = Path(f"{base}.ivf")
+    return Base(
+        row_ids=np.load(f"{base}.ids.npy"),
+        vectors=np.load(f"{base}.vec.npy", mmap_mode="r"),
+        pca=pca_from(np.fromfile(pca, dtype=np.uint8)) if pca.exists() else None,
+        ivf=faiss.read_index(str(ivf)) if ivf.exists() else None,
+    )
+
+
+def write_base(base: str, *, ids: np.ndarray, vectors: np.ndarray, trained: Base | None) -> None:
+    """Write the files of a new base, each synced, with an empty log."""
+    _save_npy(Path(f"{base}.ids.npy"), ids)
+    _save_npy(Path(f"{base}.vec.npy"), vectors)
+    if trained is not None and trained.ivf is not None:
+        atomic_write(Path(f"{base}.ivf"), bytes(faiss.serialize_index(trained.ivf)))
+    if trained is not None and trained.pca is not None:
+        atomic_write(Path(f"{base}.pca"), pca_bytes(trained.pca).tobytes())
+    atomic_write(Path(f"{base}.log"), b"")
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        np.save(fh, array)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
