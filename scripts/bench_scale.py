@@ -69,8 +69,12 @@ def synthetic_catalogue(real: np.ndarray, size: int, *, seed: int = 0) -> np.nda
     out = np.empty((size, real.shape[1]), dtype=np.float32)
     for start in range(0, size, 50_000):
         n = min(50_000, size - start)
+        # A real vector plus up to half of another plus a little noise: distinct photos that
+        # lie where real ones do. (Real vector plus noise alone made ~230 copies of each at a
+        # million, whose order against a query was decided by the noise outside any PCA.)
         pick = real[rng.integers(0, len(real), n)]
-        noise = rng.normal(scale=0.35 / np.sqrt(real.shape[1]), size=pick.shape)
+        pick += rng.uniform(0, 0.5, (n, 1)).astype(np.float32) * real[rng.integers(0, len(real), n)]
+        noise = rng.normal(scale=0.2 / np.sqrt(real.shape[1]), size=pick.shape)
         out[start : start + n] = _unit(pick + noise.astype(np.float32))
     out[: len(real)] = real[: min(len(real), size)]
     return out
