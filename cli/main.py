@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "exchange",
     "search",
     "maintenance",
+    "index",
     "fsck",
     "db",
     "audit",

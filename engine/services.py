@@ -140,12 +140,12 @@ class Services:
             self.descriptors_saved_version = self.descriptors.meta.version
 
     def save_index(self) -> None:
-        """Catch the vector index up with the catalogue, then save it with the fingerprint
-        of the catalogue's vectors (the save is skipped if a newer one is on disk)."""
+        """Catch the vector index up with the catalogue, then save it (``auto`` appends the
+        changes to its log; the save is skipped if a newer one is on disk)."""
         with self.lock:
             catch_up_vectors(self, version=self.index_states.version())
-            emb = self.embedder
-            self.index.meta.fingerprint = self.catalogue.vector_fingerprint(emb.name, emb.version)
+            # No fingerprint from SQL here (3.3 s at a million photos, per ingest batch): the
+            # saved catalogue version says what the file reflects (`open_index`).
             self.index.save()
 
     def close(self) -> None:
@@ -172,10 +172,20 @@ def catch_up_vectors(services: Services, *, version: int) -> bool:
     """Make ``services.index`` hold exactly the catalogue's vectors of the current model if
     it reflects a catalogue version older than ``version`` (read before calling: what is read
     here is at least that new); returns whether it changed. Call with ``services.lock``."""
-    index, emb = services.index, services.embedder
+    index = services.index
     if version <= index.meta.catalogue_version:
         return False
-    wanted = services.index_states.vector_ids(emb.name, emb.version)
+    changed = _sync_vectors(index, services.catalogue, services.index_states, services.embedder)
+    index.meta.catalogue_version = version
+    return changed
+
+
+def _sync_vectors(
+    index: VectorIndex, catalogue: Catalogue, states: IndexStates, embedder: Embedder
+) -> bool:
+    """Add the catalogue's vectors ``index`` lacks and drop the ids it holds that the
+    catalogue has no vector for (reads the ids, then only the vectors added)."""
+    wanted = states.vector_ids(embedder.name, embedder.version)
     held = index.ids()
     gone = np.setdiff1d(held, wanted)
     missing = np.setdiff1d(wanted, held)
@@ -184,12 +194,11 @@ def catch_up_vectors(services: Services, *, version: int) -> bool:
     added = 0
     for chunk in _chunks(missing):
         # A photo deleted since the ids were read is simply not found.
-        found = services.catalogue.photo_vectors(chunk.tolist(), emb.name, emb.version)
+        found = catalogue.photo_vectors(chunk.tolist(), embedder.name, embedder.version)
         if found:
             ids = np.fromiter(found, dtype=np.int64, count=len(found))
             index.add(ids, np.stack([found[int(i)] for i in ids]))
             added += len(found)
-    index.meta.catalogue_version = version
     if added or len(gone):
         log.info("index caught up with the catalogue: %d added, %d removed", added, len(gone))
     return bool(added or len(gone))
@@ -237,7 +246,7 @@ def _refresh_snapshot(blobs: BlobStore, index: VectorIndex) -> None:
     before `Services.close`, say); one small GET when it does not."""
     try:
         latest = latest_snapshot(blobs, index.meta.model, index.meta.model_version)
-        if latest is None or latest.fingerprint != index.meta.fingerprint:
+        if latest is None or latest.fingerprint != fingerprint_ids(index.ids()):
             save_snapshot(blobs, index)
     except ArtmatchError as exc:
         log.warning("index snapshot not refreshed: %s", exc)
@@ -251,30 +260,32 @@ def open_index(
     force_rebuild: bool = False,
     blobs: BlobStore | None = None,
 ) -> tuple[VectorIndex, bool]:
-    """The saved index if it matches the catalogue, else the blob store's latest snapshot if
-    it matches (with ``blobs`` and snapshots on), else one rebuilt from stored vectors (and
-    then snapshotted)."""
+    """The saved index, else the blob store's latest snapshot (with ``blobs`` and snapshots
+    on), caught up with the catalogue if it reflects an older catalogue version; else one
+    rebuilt from stored vectors (and then snapshotted).
+
+    A saved index that reflects the catalogue's current version is trusted without reading
+    SQL (the version is one small SELECT; the ids fingerprint took 3.3 s at a million)."""
     kind = settings.index.kind
     index_type(kind)  # an unknown kind is a `ConfigError` here, not a failed load and a rebuild
     states = IndexStates(catalogue.engine)
-    # Read before the fingerprint: what is read next is at least this new (`catch_up_vectors`).
+    # Read before any ids: what is read next is at least this new (`catch_up_vectors`).
     version = states.version()
-    fingerprint = catalogue.vector_fingerprint(embedder.name, embedder.version)
     snapshots = blobs is not None and snapshots_enabled(settings)
     if not force_rebuild:
         try:
             index = load_index(
                 kind, settings.index_path, model=embedder.name, model_version=embedder.version
             )
+            _configure(index, settings)
             version = _not_behind(states, version, index.meta.catalogue_version)
-            # Compare what the index really holds, not what its metadata claims.
-            held = fingerprint_ids(index.ids())
+            if index.meta.catalogue_version < version:
+                _sync_vectors(index, catalogue, states, embedder)
             index.meta.catalogue_version = version
-            if held == fingerprint:
-                if snapshots:
-                    _refresh_snapshot(blobs, index)  # type: ignore[arg-type]
-                return index, False
-            log.info("index is stale (%s != %s); rebuilding", held, fingerprint)
+            index.meta.fingerprint = fingerprint_ids(index.ids())
+            if snapshots:
+                _refresh_snapshot(blobs, index)  # type: ignore[arg-type]
+            return index, False
         except Exception as exc:  # IndexNotReady, or a file faiss cannot parse
             log.info("local index not usable: %s", exc)
         if snapshots:
@@ -287,11 +298,14 @@ def open_index(
                     directory=settings.index_path,
                     kind=kind,
                 )
-                if index.meta.fingerprint == fingerprint:
-                    index.meta.catalogue_version = version
-                    index.save()  # the next start of this replica finds it locally
-                    return index, False
-                log.info("index snapshot is stale (%s != %s)", index.meta.fingerprint, fingerprint)
+                _configure(index, settings)
+                if _sync_vectors(index, catalogue, states, embedder):
+                    log.info("index snapshot was stale: caught up with the catalogue")
+                    _refresh_snapshot(blobs, index)
+                index.meta.catalogue_version = version
+                index.meta.fingerprint = fingerprint_ids(index.ids())
+                index.save()  # the next start of this replica finds it locally
+                return index, False
             except ArtmatchError as exc:
                 log.info("index snapshot not usable: %s", exc)
     index = create_index(
@@ -304,10 +318,17 @@ def open_index(
             catalogue_version=version,
         ),
     )
+    _configure(index, settings)
     ids, vectors = catalogue.vectors(embedder.name, embedder.version)
     if len(ids):
         index.add(ids, vectors)
-    index.meta.fingerprint = fingerprint
+    del vectors
+    index.meta.fingerprint = fingerprint_ids(ids)
+    # A rebuild blocks the start anyway: ``auto`` trains here when past ``exact_up_to``
+    # (an ingest batch's save never does; see `storage.index.training`).
+    maybe_train = getattr(index, "maybe_train", None)
+    if maybe_train is not None:
+        maybe_train()
     index.save()
     if snapshots:
         assert blobs is not None
@@ -316,6 +337,24 @@ def open_index(
         except ArtmatchError as exc:
             log.warning("index snapshot not saved: %s", exc)
     return index, True
+
+
+def _configure(index: VectorIndex, settings: Settings) -> None:
+    """Hand an index that scales (``auto``) the settings' parameters."""
+    configure = getattr(index, "configure", None)
+    if configure is not None:
+        from storage.index.scalable import ScaleParams
+
+        cfg = settings.index
+        configure(
+            ScaleParams(
+                exact_up_to=cfg.exact_up_to,
+                nprobe=cfg.nprobe,
+                pq_m=cfg.pq_m,
+                pca_dim=cfg.pca_dim,
+                rerank=cfg.rerank,
+            )
+        )
 
 
 def open_descriptor_index(

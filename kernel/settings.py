@@ -86,9 +86,21 @@ class IngestSettings(BaseModel):
 
 
 class IndexSettings(BaseModel):
-    #: Index type, by its name in `storage.index.registry`: "flat" (exact FAISS search, saved
-    #: as files) or "memory" (numpy, never saved: tests).
-    kind: str = "flat"
+    #: Index type, by its name in `storage.index.registry`: "auto" (exact up to
+    #: ``exact_up_to`` photos, then IVF-PQ with an exact re-rank; saved incrementally), "flat"
+    #: (exact FAISS search, the whole file saved per batch) or "memory" (numpy: tests).
+    kind: str = "auto"
+    #: ``auto``: photos up to which search stays exact (at least 512); past it the index
+    #: wants training (`artmatch index train`, or a rebuild; never inside an ingest batch).
+    exact_up_to: int = Field(default=50_000, ge=0)
+    #: ``auto``: IVF lists scanned per query once trained.
+    nprobe: int = Field(default=32, ge=1, le=4096)
+    #: ``auto``: bytes of PQ code per photo once trained (divides ``pca_dim``).
+    pq_m: int = Field(default=32, ge=1, le=256)
+    #: ``auto``: dimensions the vectors are reduced to (PCA, whitened) before IVF-PQ; 0 = none.
+    pca_dim: int = Field(default=256, ge=0)
+    #: ``auto``: candidates re-scored exactly from the stored vectors per query view.
+    rerank: int = Field(default=256, ge=1, le=10_000)
     #: Local-descriptor index type, by its name in `storage.descriptors.registry`: "faiss"
     #: (exact while small, then IVF-SQ4; saved as files beside the vector index) or "memory"
     #: (numpy, never saved: tests).

@@ -27,7 +27,7 @@ __all__ = [
 
 #: Modules that register the built-in index types. They are imported on the first lookup, not
 #: with this module, so that the catalogue and the CLI do not import FAISS until they need it.
-_MODULES = ("storage.index.faiss_flat", "storage.index.memory")
+_MODULES = ("storage.index.faiss_flat", "storage.index.memory", "storage.index.scalable")
 
 _REGISTRY: Registry[IndexType] = Registry("index kind", _MODULES)
 _T = TypeVar("_T", bound=IndexType)

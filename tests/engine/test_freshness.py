@@ -76,7 +76,9 @@ def test_a_process_behind_never_overwrites_the_newer_saved_index(
     service.descriptors.meta.fingerprint = "stale"
     service.descriptors.save()
     fake = FakeEmbedder()
-    on_disk = load_index("flat", settings.index_path, model=fake.name, model_version=fake.version)
+    on_disk = load_index(
+        settings.index.kind, settings.index_path, model=fake.name, model_version=fake.version
+    )
     assert sorted(on_disk.ids()) == added
     descriptors = load_descriptor_index("faiss", settings.index_path, features_key=FEATURES_KEY)
     assert list(descriptors.photo_ids()) == added
@@ -84,7 +86,9 @@ def test_a_process_behind_never_overwrites_the_newer_saved_index(
     # ... and the process's own saves catch up first: its change and the other's are kept.
     [mine] = _import(service, tmp_path / "more", n_objects=4)[-1:]
     service.close()
-    on_disk = load_index("flat", settings.index_path, model=fake.name, model_version=fake.version)
+    on_disk = load_index(
+        settings.index.kind, settings.index_path, model=fake.name, model_version=fake.version
+    )
     assert sorted(on_disk.ids()) == sorted([*added, mine])
     descriptors = load_descriptor_index("faiss", settings.index_path, features_key=FEATURES_KEY)
     assert list(descriptors.photo_ids()) == sorted([*added, mine])
@@ -139,7 +143,9 @@ def test_a_saved_index_newer_than_the_catalogue_raises_its_version(
         [new] = _import(reopened, tmp_path / "more", n_objects=4)[-1:]
         reopened.save_index()
         fake = FakeEmbedder()
-        index = load_index("flat", settings.index_path, model=fake.name, model_version=fake.version)
+        index = load_index(
+            settings.index.kind, settings.index_path, model=fake.name, model_version=fake.version
+        )
         assert new in index.ids()
     finally:
         reopened.close()

@@ -210,3 +210,22 @@ def test_orphan_feature_blob_is_removed(stocked: Services) -> None:
     assert report.orphan_blobs == ["features/rootsift-640-1000/ab/abandoned"]
     assert repair_store(stocked, report) == ["removed 1 orphan blob(s)"]
     assert _check(stocked).consistent
+
+
+def test_the_auto_index_is_checked_with_its_log_replayed(stocked: Services, tmp_path: Path) -> None:
+    """A second batch and a removal go to the ``auto`` index's log, not its base: fsck reads
+    the base plus the log, and a repair rebuilds it as ``auto`` again."""
+    assert stocked.settings.index.kind == "auto"
+    csv_path = write_catalogue(tmp_path / "more", n_objects=6)
+    ingest_photos(stocked, iter_items(read_catalogue_csv(csv_path)))
+    logs = list(stocked.settings.index_path.glob("*.auto-*.log"))
+    assert len(logs) == 1 and logs[0].stat().st_size > 0  # the batch was appended
+    assert _check(stocked).consistent
+    gone = int(stocked.index.ids()[-1])
+    stocked.index.remove([gone])
+    stocked.index.save()
+    report = _check(stocked)
+    assert report.index_source == "local" and report.not_in_index == [gone]
+    repair_store(stocked, report)
+    assert _check(stocked).consistent
+    assert list(stocked.settings.index_path.glob("*.auto.json"))

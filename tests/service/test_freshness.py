@@ -72,7 +72,9 @@ def test_the_service_finds_a_cli_import_and_its_saves_keep_it(
 
     _upload_one(api)  # the service saves its index: with the CLI's three photos
     fake = FakeEmbedder()
-    on_disk = load_index("flat", settings.index_path, model=fake.name, model_version=fake.version)
+    on_disk = load_index(
+        settings.index.kind, settings.index_path, model=fake.name, model_version=fake.version
+    )
     assert on_disk.size == 4
     _runtime(api).close()  # what the app's shutdown does
     _consistent_after_close(settings, photos=4)
