@@ -97,10 +97,11 @@ class IndexSettings(BaseModel):
     nprobe: int = Field(default=32, ge=1, le=4096)
     #: ``auto``: bytes of PQ code per photo once trained (divides ``pca_dim``).
     pq_m: int = Field(default=32, ge=1, le=256)
-    #: ``auto``: dimensions the vectors are reduced to (PCA, whitened) before IVF-PQ; 0 = none.
+    #: ``auto``: dimensions the vectors are reduced to (PCA, not whitened: whitening lost
+    #: recall) before IVF-PQ; 0 = none.
     pca_dim: int = Field(default=256, ge=0)
     #: ``auto``: candidates re-scored exactly from the stored vectors per query view.
-    rerank: int = Field(default=256, ge=1, le=10_000)
+    rerank: int = Field(default=512, ge=1, le=10_000)
     #: Local-descriptor index type, by its name in `storage.descriptors.registry`: "faiss"
     #: (exact while small, then IVF-SQ4; saved as files beside the vector index) or "memory"
     #: (numpy, never saved: tests).
