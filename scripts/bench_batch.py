@@ -164,7 +164,11 @@ def _kill_and_resume(settings: Settings, manifest: Path, *, workers: int) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eval", type=Path, default=Path("/work/shared/eval/museum-paintings"))
+    parser.add_argument(
+        "--eval",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "museum-paintings",
+    )
     parser.add_argument("--listings", type=int, default=1000)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--chunk-size", type=int, default=16)

@@ -158,7 +158,11 @@ def ingest_once(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", type=Path, default=Path("../shared/eval/museum-paintings"))
+    parser.add_argument(
+        "--set",
+        type=Path,
+        default=Path(__file__).resolve().parents[2] / "shared" / "eval" / "museum-paintings",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="ingests per configuration")
     parser.add_argument("--stage-photos", type=int, default=60)
     parser.add_argument("--no-queries", action="store_true")

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-EVAL = Path("/work/shared/eval")
+#: The evaluation sets beside the project (``../shared/eval``), as every developer has them.
+EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
 CACHE = Path(tempfile.gettempdir()) / "artmatch-bench-vectors.npz"
 
 
