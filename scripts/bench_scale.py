@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -265,10 +267,17 @@ SECTIONS: dict[str, Callable[..., list[dict[str, str]]]] = {
 }
 
 
+#: Sections that are scripts of their own: ingest photos/s, listings/s with 1 and 2 workers.
+_SCRIPTS = {
+    "ingest": ("bench_ingest.py", "--repeats", "1", "--no-queries"),
+    "batch": ("bench_batch.py", "--listings", "1000", "--workers", "1,2"),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000,1000000")
-    parser.add_argument("--only", choices=sorted(SECTIONS), default=None)
+    parser.add_argument("--only", choices=sorted(SECTIONS) + sorted(_SCRIPTS), default=None)
     parser.add_argument("--synthetic", action="store_true", help="random base vectors (no CNN)")
     parser.add_argument("--nprobe", type=int, action="append", help="search settings to try")
     parser.add_argument("--rerank", type=int, action="append")
@@ -280,8 +289,18 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1, user_api="blas")
+    sections = [args.only] if args.only else list(SECTIONS) + list(_SCRIPTS)
+    for name in [s for s in sections if s in _SCRIPTS]:
+        # Ingest and batch checks have benchmarks of their own: run them as they are run alone.
+        print(f"\n== {name} ==", flush=True)
+        here = Path(__file__).resolve().parent
+        subprocess.run(
+            [sys.executable, str(here / _SCRIPTS[name][0]), *_SCRIPTS[name][1:]], check=False
+        )
+    sections = [s for s in sections if s in SECTIONS]
+    if not sections:
+        return
     real, queries = real_vectors(synthetic=args.synthetic)
-    sections = [args.only] if args.only else list(SECTIONS)
     if args.synthetic and "real" in sections:
         sections.remove("real")  # it needs the eval sets' vectors
     tuning = {"nprobe": args.nprobe or [], "rerank": args.rerank or []}
