@@ -87,6 +87,9 @@ class AccountBase(BaseModel):
 class AccountCreate(AccountBase):
     username: str = _Username
     password: str = Field(min_length=10, max_length=200)
+    #: Create the institution when it does not exist yet (without: 409, so that a misspelt
+    #: name never quietly becomes a new institution).
+    create_institution: bool = False
 
 
 class AccountUpdate(BaseModel):
@@ -96,6 +99,8 @@ class AccountUpdate(BaseModel):
     active: bool | None = None
     #: The pages' and reports' language (a `kernel.i18n.LOCALES` code); "" follows the browser.
     language: str | None = Field(default=None, max_length=20)
+    #: As for `AccountCreate`: create a new ``institution`` rather than answer 409.
+    create_institution: bool = False
 
 
 class AccountPublic(AccountBase):

@@ -15,6 +15,7 @@ from kernel.errors import InvalidInput
 from kernel.i18n import LOCALES, N_
 from service import policy
 from service.deps import Principal
+from service.operations.catalogue import check_institution
 from service.policy import Action
 from service.runtime import Runtime
 from service.schemas import (
@@ -114,6 +115,8 @@ def create_account(rt: Runtime, principal: Principal, body: AccountCreate) -> Ac
     bound = policy.needs_institution(body.role)
     if bound and not body.institution:
         raise InvalidInput(f"a {body.role.value} needs an institution")
+    if bound and body.institution:
+        check_institution(rt, body.institution, create=body.create_institution)
     account = rt.accounts.create_account(
         username=body.username,
         password_hash=hash_password(body.password),
@@ -147,6 +150,8 @@ def update_account(
         and not (body.institution or before.institution)
     ):
         raise InvalidInput(f"a {role.value} needs an institution")
+    if body.institution is not None and body.institution != before.institution:
+        check_institution(rt, body.institution, create=body.create_institution)
     account = rt.accounts.update_account(
         account_id,
         password_hash=hash_password(body.password) if body.password else None,

@@ -174,7 +174,7 @@ def object_out(obj: ObjectPublic) -> ObjectOut:
     return ObjectOut(**obj.model_dump(), url=object_url(obj.object_id))
 
 
-def _check_institution(rt: Runtime, name: str, *, create: bool) -> None:
+def check_institution(rt: Runtime, name: str, *, create: bool) -> None:
     """A misspelt institution must not quietly become a new one: ask first (409)."""
     if not create and name not in institution_names(rt):
         raise Conflict(
@@ -186,7 +186,7 @@ def _check_institution(rt: Runtime, name: str, *, create: bool) -> None:
 def _new_record(rt: Runtime, principal: Principal, body: ObjectIn) -> ObjectCreate:
     institution = body.institution or principal.account.institution or ""
     _check_manage(principal, institution)
-    _check_institution(rt, institution, create=body.create_institution)
+    check_institution(rt, institution, create=body.create_institution)
     record = ObjectCreate(
         **body.model_dump(exclude={"institution", "create_institution"}), institution=institution
     )

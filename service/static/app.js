@@ -110,7 +110,11 @@ document.querySelectorAll("[data-delete-photo]").forEach((b) => b.addEventListen
 // -- admin forms (JSON to the API) ------------------------------------------------------------
 document.querySelectorAll("[data-api-form]").forEach((form) => form.addEventListener("submit", async (e) => {
   e.preventDefault(); const body = {}; new FormData(form).forEach((v, k) => { if (v) body[k] = v; });
-  const r = await send("POST", form.dataset.apiForm, body);
+  let r = await send("POST", form.dataset.apiForm, body);
+  // Ask before a (possibly misspelt) institution becomes a new one.
+  if (r.status === 409 && r.data && /does not exist yet/.test(r.data.message || "")
+      && confirm(r.data.message.replace(/ \(send create_institution=true.*\)$/, ""))) {
+    body.create_institution = true; r = await send("POST", form.dataset.apiForm, body); }
   if (r.status === 201) window.location.reload(); else showError(form.querySelector(".error"), (r.data && r.data.message) || `HTTP ${r.status}`);
 }));
 

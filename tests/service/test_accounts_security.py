@@ -213,3 +213,24 @@ def test_admin_cannot_lock_themselves_out_on_the_page(api: Api) -> None:
         headers=HTML,
     )
     assert r.status_code == 422 and "lock themselves out" in r.text
+
+
+def test_an_unknown_institution_is_created_for_an_account_only_when_asked(api: Api) -> None:
+    new = {"username": "reg_new", "password": PASSWORD, "role": "registrar"}
+    r = api.as_("admin", "POST", "/api/v1/accounts", json=new | {"institution": "Musuem A"})
+    assert r.status_code == 409 and "does not exist yet" in r.json()["message"]
+    names = {i["name"] for i in api.as_("admin", "GET", "/api/v1/institutions").json()}
+    assert "Musuem A" not in names
+    r = api.as_(
+        "admin",
+        "POST",
+        "/api/v1/accounts",
+        json=new | {"institution": "Musuem A", "create_institution": True},
+    )
+    assert r.status_code == 201, r.text
+    account_id = r.json()["id"]
+    r = api.as_("admin", "PATCH", f"/api/v1/accounts/{account_id}", json={"institution": "X"})
+    assert r.status_code == 409
+    known = sorted(names)[0]
+    r = api.as_("admin", "PATCH", f"/api/v1/accounts/{account_id}", json={"institution": known})
+    assert r.status_code == 200 and r.json()["institution"] == known

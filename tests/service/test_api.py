@@ -317,6 +317,7 @@ def test_api_tokens_and_accounts(api: Api) -> None:
             "password": "long enough pw",
             "role": "registrar",
             "institution": "Museum C",
+            "create_institution": True,
         },
     )
     assert r.status_code == 201
