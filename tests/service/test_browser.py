@@ -518,6 +518,11 @@ def test_the_main_pages_in_two_languages_at_desk_and_phone_width(
                         browser.get(f"{url}{path}?lang={language}")
                         shots[name] = browser.page_source
                         _shot(browser, f"lang-{language}-{width}-{name}")
+                        wide = int(
+                            browser.execute_script("return document.documentElement.scrollWidth")
+                        )
+                        if wide > width:
+                            problems.append(f"{language} {width} {name}: {wide} px wide")
                 _login(browser, url, PHONE_ROLES["investigator"][0])
                 browser.get(f"{url}/search?lang={language}")
                 browser.find_element(By.ID, "search-file").send_keys(str(query))
