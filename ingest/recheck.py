@@ -44,6 +44,7 @@ __all__ = [
     "ListingDetails",
     "RecheckResult",
     "keep_listing_features",
+    "listing_features",
     "record_hit",
     "recheck_object",
 ]
@@ -88,8 +89,9 @@ class RecheckResult:
     seconds: float = 0.0
 
 
-def keep_listing_features(services: Services, image: DecodedImage, *, store: AlertStore) -> None:
-    """Store a checked listing photo's local features and CNN vector under its SHA-256.
+def listing_features(services: Services, image: DecodedImage) -> tuple[bytes, np.ndarray]:
+    """What a checked listing photo keeps for re-checks: its local features (serialised) and
+    its CNN vector.
 
     The strongest `DEFAULT_MAX_KEYPOINTS` of the query-grade keypoints are kept: what the
     search's pairwise stage matches catalogue photos with, at a third of the bytes.
@@ -102,9 +104,15 @@ def keep_listing_features(services: Services, image: DecodedImage, *, store: Ale
     vector = image.derived.get(whole_vector_key(services.embedder))
     if vector is None:
         vector = services.embedder.embed([image.image])[0]
+    return strongest.to_bytes(), np.asarray(vector, np.float32)
+
+
+def keep_listing_features(services: Services, image: DecodedImage, *, store: AlertStore) -> None:
+    """Store a checked listing photo's `listing_features` under its SHA-256."""
+    features, vector = listing_features(services, image)
     store.store_listing_features(
         image_sha256=image.sha256,
-        features=strongest.to_bytes(),
+        features=features,
         method=FEATURES_KEY,
         model=f"{services.embedder.name} {services.embedder.version}",
         vector=vector,

@@ -17,13 +17,13 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.search import QUERY_FEATURES, search, whole_vector_key
+from engine.search import search
 from engine.services import Services
-from ingest.recheck import Hit, ListingDetails, record_hit
+from ingest.recheck import Hit, ListingDetails, listing_features, record_hit
 from kernel.enums import LOST_STATUSES
 from kernel.errors import ArtmatchError
 from models.images import decode_image
-from models.local_features import DEFAULT_MAX_KEYPOINTS, FEATURES_KEY, extract_query_features
+from models.local_features import FEATURES_KEY
 from storage.catalogue.alerts import AlertRecord, AlertStore
 
 __all__ = [
@@ -179,17 +179,8 @@ def compute(services: Services, task: ListingTask) -> ListingOutcome:
         ],
     )
     try:
-        # As `ingest.recheck.keep_listing_features` keeps them, computed here so that the
-        # client stores them without the photo: what the search computed, when it ran
-        # verified, cut to the strongest keypoints.
-        features = image.derived.get(QUERY_FEATURES)
-        if features is None:
-            features = extract_query_features(image.to_array())
-        strongest = features.subset(np.arange(min(len(features), DEFAULT_MAX_KEYPOINTS)))
-        vector = image.derived.get(whole_vector_key(services.embedder))
-        if vector is None:
-            vector = services.embedder.embed([image.image])[0]
-        outcome.features, outcome.vector = strongest.to_bytes(), np.asarray(vector, np.float32)
+        # Computed here so that the client stores them without the photo.
+        outcome.features, outcome.vector = listing_features(services, image)
     except ArtmatchError as exc:
         # The check stands; only a later re-check of this photo is lost (and logged).
         log.warning("features of listing %s not kept: %s", task.details.listing_id, exc)

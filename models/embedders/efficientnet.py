@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from models.embedders.base import Embedder, l2_normalise, register_embedder
+from models.embedders.preprocess import lite0_version
 from models.embedders.torch_common import gem, set_threads, to_tensor
 
 if TYPE_CHECKING:
@@ -57,11 +58,7 @@ class EfficientNetLite0Embedder:
         self.image_size = image_size
         self.scales = tuple(scales)
         self.gem_p = gem_p
-        self.version = (
-            f"lite0-imagenet/gem{gem_p:g}/s{image_size}/"
-            + "+".join(f"{s:g}" for s in self.scales)
-            + "/aspect"
-        )
+        self.version = lite0_version(image_size=image_size, scales=self.scales, gem_p=gem_p)
         # An EfficientNet: its extract_features is not on torch.nn.Module.
         self._model: Any = _load_backbone()
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from models.embedders.base import l2_normalise
 from models.embedders.onnx_export import INPUT, ensure_onnx_model
-from models.embedders.preprocess import to_pixels
+from models.embedders.preprocess import lite0_version, to_pixels
 
 __all__ = ["OnnxEfficientNetLite0Embedder"]
 
@@ -44,11 +44,7 @@ class OnnxEfficientNetLite0Embedder:
         self.scales = tuple(scales)
         self.gem_p = gem_p
         # The same string as the torch embedder's: the vectors are the same.
-        self.version = (
-            f"lite0-imagenet/gem{gem_p:g}/s{image_size}/"
-            + "+".join(f"{s:g}" for s in self.scales)
-            + "/aspect"
-        )
+        self.version = lite0_version(image_size=image_size, scales=self.scales, gem_p=gem_p)
         self.model_path = ensure_onnx_model(model_dir, gem_p=gem_p)
         options = ort.SessionOptions()
         # Threads are chosen, not left to the runtime (one per core): ingest runs the CNN

@@ -3,10 +3,23 @@ both see the very same pixels (their vectors agree to float rounding)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from PIL import Image
 
-__all__ = ["MIN_SIDE", "to_pixels"]
+__all__ = ["MIN_SIDE", "lite0_version", "to_pixels"]
+
+
+def lite0_version(*, image_size: int, scales: Sequence[float], gem_p: float) -> str:
+    """The model version of EfficientNet-Lite0 as artmatch feeds and pools it: one string for
+    both runtimes, whose vectors are the same (an index built with one serves the other)."""
+    return (
+        f"lite0-imagenet/gem{gem_p:g}/s{image_size}/"
+        + "+".join(f"{s:g}" for s in scales)
+        + "/aspect"
+    )
+
 
 #: Fewest pixels on a side the CNNs are given (EfficientNet-Lite0 downsamples 32 times).
 MIN_SIDE = 64
