@@ -9,7 +9,7 @@
 # Prints ARTMATCH_TEST_S3_ENDPOINT / _ACCESS_KEY / _SECRET_KEY and writes them to
 # $ARTMATCH_TEST_S3_DIR/env (shell syntax, so `. "$ARTMATCH_TEST_S3_DIR/env"` works too).
 # Stop with scripts/stop-s3.sh.
-set -euo pipefail
+set -Eeuo pipefail
 
 DIR=${ARTMATCH_TEST_S3_DIR:-/tmp/artmatch-s3}
 CONF=$DIR/ceph.conf
@@ -89,6 +89,11 @@ osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
 mon max pg per osd = 1000
 osd crush chooseleaf type = 0
+# The monitor refuses to start (exit 28, ENOSPC, a message only in its log) when its file
+# system has less than 5 % free: on a big disk that is still gigabytes. The cluster keeps a
+# few megabytes there and its objects in memory, so only a really full disk stops it.
+mon data avail crit = 0
+mon data avail warn = 0
 # Everything in files under $DIR, nothing in /var or /etc.
 run dir = $DIR/run
 admin socket = $DIR/run/\$name.asok
@@ -117,6 +122,19 @@ EOF
 touch "$DIR/keyring"
 
 ceph_() { ceph -c "$CONF" --connect-timeout 10 "$@"; }
+
+# A daemon that fails writes why only to its log: show the end of every log, then fail.
+on_error() {
+    local status=$?
+    log "failed (exit $status); the end of each log under $DIR/log:"
+    for f in "$DIR"/log/*.log; do
+        [[ -f $f ]] || continue
+        echo "--- $f" >&2
+        tail -n 15 "$f" >&2
+    done
+    exit "$status"
+}
+trap on_error ERR
 
 start=$SECONDS
 log "starting monitor on 127.0.0.1:$MON_PORT"

@@ -9,8 +9,10 @@ bash scripts/install-system-deps.sh
 bash scripts/setup.sh
 . .venv/bin/activate
 
-trap 'bash scripts/stop-s3.sh >/dev/null 2>&1 || true; bash scripts/stop-postgres.sh >/dev/null 2>&1 || true' EXIT
 bash scripts/start-postgres.sh & pg_pid=$!
+# On any exit, PostgreSQL's start is waited for before it is stopped: stopping removes its
+# directory, which would otherwise fail a still-running initdb with misleading errors.
+trap 'wait "$pg_pid" 2>/dev/null || true; bash scripts/stop-s3.sh >/dev/null 2>&1 || true; bash scripts/stop-postgres.sh >/dev/null 2>&1 || true' EXIT
 bash scripts/start-s3.sh
 wait "$pg_pid"
 set -a
