@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from itertools import chain, islice
@@ -20,10 +21,11 @@ import numpy as np
 from engine.services import Services, refresh_descriptors
 from ingest import duplicates
 from ingest.duplicates import PossibleDuplicate
-from ingest.prepare import PhotoLimits, PhotoPreparer, Prepared, Refused
+from ingest.prepare import PhotoLimits, PhotoPreparer, Prepared, Refused, portable_embedder
 from kernel.errors import ArtmatchError, Conflict
 from kernel.schemas import ObjectCreate
-from models.images import make_thumbnail
+from kernel.threads import faiss_threads
+from models.images import DecodedImage, make_thumbnail
 from models.local_features import (
     FEATURES_KEY,
     LocalFeatures,
@@ -90,8 +92,9 @@ def ingest_photos(
 ) -> list[IngestOutcome]:
     """Add every item it can; bad ones are reported in the outcomes, good ones are kept.
 
-    Decoding, thumbnails and local features run in worker processes (`ingest.prepare`),
-    one batch ahead of the CNN and the writes, which stay here and in input order.
+    Decoding, thumbnails, local features and, where the embedder can travel, the CNN run in
+    worker processes (`ingest.prepare`), one batch ahead of the writes, which stay here and
+    in input order.
     """
     outcomes: list[IngestOutcome] = []
 
@@ -106,7 +109,12 @@ def ingest_photos(
     first = next(batches, [])
     # An upload of a few photos is done before a pool of processes would have started.
     workers = settings.ingest.workers if len(first) == size else 1
-    with PhotoPreparer(workers=workers, limits=_limits(services)) as preparer:
+    embedder = portable_embedder(services.embedder)
+    with (
+        PhotoPreparer(workers=workers, limits=_limits(services), embedder=embedder) as preparer,
+        # The workers have the cores: this process's index work runs on one thread.
+        faiss_threads(1) if preparer.workers > 1 else nullcontext(),
+    ):
         for batch in _ahead(preparer, chain([first], batches)):
             _ingest_batch(services, preparer, batch, report)
     # A run that grew the descriptor index far past its training retrains it once, here.
@@ -197,7 +205,7 @@ def _ingest_batch(
                     )
                 )
             continue
-        sha = prepared.image.sha256
+        sha = prepared.sha256
         existing = services.catalogue.photo_by_sha(sha)
         if existing is not None or sha in seen:
             report(_duplicate(item, existing, seen.get(sha)))
@@ -273,52 +281,65 @@ def _embed(
     decoded: list[tuple[PhotoItem, Prepared, bytes]],
     report: Callable[[IngestOutcome], None],
 ) -> tuple[list[np.ndarray], list[tuple[PhotoItem, Prepared, bytes]]]:
-    """Vectors of the decoded photos; if the batch fails, one photo at a time, so that one
-    photo the model cannot take sinks only itself."""
+    """Vectors of the decoded photos (computed here for those a worker did not embed); if
+    that fails, one photo at a time, so that one photo the model cannot take sinks only
+    itself."""
+    vectors = [prep.vector for _, prep, _ in decoded]
+    todo = [n for n, vector in enumerate(vectors) if vector is None]
     try:
-        return list(services.embedder.embed([prep.image.image for _, prep, _ in decoded])), decoded
+        if todo:
+            images = [_picture(decoded[n][1]).image for n in todo]
+            for n, vector in zip(todo, services.embedder.embed(images), strict=True):
+                vectors[n] = vector
+        return [v for v in vectors if v is not None], decoded
     except Exception:
         if len(decoded) == 1:
             report(_failed(decoded[0][0], "could not be embedded"))
             return [], []
-    vectors, kept = [], []
+    each: list[np.ndarray] = []
+    kept: list[tuple[PhotoItem, Prepared, bytes]] = []
     for entry in decoded:
         more, ok = _embed(services, [entry], report)
-        vectors += more
+        each += more
         kept += ok
-    return vectors, kept
+    return each, kept
+
+
+def _picture(prepared: Prepared) -> DecodedImage:
+    # A worker keeps the picture in its result whenever something is left to compute here.
+    assert prepared.image is not None, "the picture of a photo with work left"
+    return prepared.image
 
 
 def _store(
     services: Services, item: PhotoItem, prepared: Prepared, data: bytes, vector: np.ndarray
 ) -> tuple[int, LocalFeatures | None]:
-    image = prepared.image
-    photo_key, thumb_key = blob_keys(image.sha256)
+    photo_key, thumb_key = blob_keys(prepared.sha256)
     if not services.blobs.exists(photo_key):
-        services.blobs.put(photo_key, data, content_type=f"image/{image.format.lower()}")
+        services.blobs.put(photo_key, data, content_type=f"image/{prepared.format.lower()}")
     if not services.blobs.exists(thumb_key):
         thumb = prepared.thumbnail or make_thumbnail(
-            image.image, max_side=services.settings.storage.thumbnail_px
+            _picture(prepared).image, max_side=services.settings.storage.thumbnail_px
         )
         services.blobs.put(thumb_key, thumb, content_type="image/jpeg")
-    width, height = image.original_size or image.size
+    width, height = prepared.original_size
     local = features = None
     if services.settings.match.verify:
         features = prepared.features
         blob = prepared.features_blob
         if features is None or blob is None:
-            features = extract_local_features(image.to_array())
+            features = extract_local_features(_picture(prepared).to_array())
             blob = features.to_bytes()
         local = (FEATURES_KEY, blob)
     ref = services.catalogue.add_photo(
         record=item.record,
         photo=NewPhoto(
-            sha256=image.sha256,
+            sha256=prepared.sha256,
             blob_key=photo_key,
             thumbnail_key=thumb_key,
             width=width,
             height=height,
-            format=image.format,
+            format=prepared.format,
             view=item.view,
             original_name=item.source[-500:],
         ),

@@ -1,14 +1,17 @@
-"""The CPU-heavy, storage-free part of adding a photo: decode, thumbnail, local features.
+"""The CPU-heavy, storage-free part of adding a photo: decode, thumbnail, local features, and
+the CNN vector where the embedder can travel to a worker.
 
-It runs in a pool of worker processes (`PhotoPreparer`) while the calling process runs the
-CNN and the writes, so an ingest uses every core: one photo's preparation takes ~40 ms of
-CPU (decode 2, thumbnail 4, SIFT 28, compressing the features 5), its CNN pass 5-11 ms.
-Workers get bytes and give back the decoded picture and what was computed from it; they
-never touch storage, so the writes stay in one process and in input order.
+It runs in a pool of worker processes (`PhotoPreparer`) while the calling process does the
+writes, so an ingest uses every core. Measured on the 2-core reference machine (museum photos,
+one thread each): decode 2, thumbnail 4, SIFT 60-66, compressing the features 1, the CNN 7 ms.
+Workers get bytes and give back what was computed, not the decoded picture: sending a picture
+back cost more CPU than computing the vector from it (~50 ms a photo, issue 13). They never
+touch storage, so the writes stay in one process and in input order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import traceback
@@ -18,11 +21,22 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from types import TracebackType
 
+import numpy as np
+
 from kernel.errors import ArtmatchError
+from models.embedders import Embedder
 from models.images import DecodedImage, configure_decoding, decode_image, make_thumbnail
 from models.local_features import LocalFeatures, extract_local_features
 
-__all__ = ["PhotoLimits", "PhotoPreparer", "Prepared", "Refused", "prepare_photo"]
+__all__ = [
+    "PhotoLimits",
+    "default_workers",
+    "PhotoPreparer",
+    "Prepared",
+    "Refused",
+    "portable_embedder",
+    "prepare_photo",
+]
 
 
 @dataclass(frozen=True)
@@ -39,12 +53,20 @@ class PhotoLimits:
 
 @dataclass(frozen=True)
 class Prepared:
-    image: DecodedImage
+    sha256: str  #: of the original bytes
+    format: str  #: e.g. "JPEG"
+    #: (width, height) of the original photo, upright.
+    original_size: tuple[int, int]
+    #: The decoded picture, for what is still to be computed from it here; None once
+    #: everything was (see `prepare_photo`).
+    image: DecodedImage | None
     #: None where computing it failed: the write step computes it again, so that the photo
     #: fails there with the message it always had ("could not be stored").
     thumbnail: bytes | None
     features: LocalFeatures | None
     features_blob: bytes | None
+    #: The CNN vector, where the worker had the embedder (None: the calling process embeds).
+    vector: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +78,11 @@ class Refused:
     trace: str | None = None
 
 
-def prepare_photo(data: bytes, *, source: str, limits: PhotoLimits) -> Prepared | Refused:
+def prepare_photo(
+    data: bytes, *, source: str, limits: PhotoLimits, embedder: Embedder | None = None
+) -> Prepared | Refused:
+    """Decode ``data`` and compute what the stored photo needs. The vector is computed with
+    ``embedder``, or in a pool's worker with the embedder it was started with."""
     try:
         image = decode_image(
             data, source=source, max_pixels=limits.max_pixels, max_bytes=limits.max_bytes
@@ -67,7 +93,7 @@ def prepare_photo(data: bytes, *, source: str, limits: PhotoLimits) -> Prepared 
         return Refused(f"{source}: cannot read file ({exc.strerror or exc})")
     except Exception:
         return Refused(trace=traceback.format_exc())
-    thumbnail = features = blob = None
+    thumbnail = features = blob = vector = None
     try:
         thumbnail = make_thumbnail(image.image, max_side=limits.thumbnail_px)
         if limits.features:
@@ -75,17 +101,44 @@ def prepare_photo(data: bytes, *, source: str, limits: PhotoLimits) -> Prepared 
             blob = features.to_bytes()
     except Exception:  # noqa: S110 - computed again, and reported, by the write step
         pass
+    embedder = embedder or _worker_embedder
+    if embedder is not None:
+        # On failure embedded again, and reported, by the write step.
+        with contextlib.suppress(Exception):
+            vector = embedder.embed([image.image])[0]
+    done = thumbnail is not None and vector is not None and (blob or not limits.features)
     # The cached pixel array would double what goes back to the calling process.
     image.__dict__.pop("array", None)
-    return Prepared(image, thumbnail, features, blob)
+    return Prepared(
+        sha256=image.sha256,
+        format=image.format,
+        original_size=image.original_size or image.size,
+        image=None if done else image,
+        thumbnail=thumbnail,
+        features=features,
+        features_blob=blob,
+        vector=vector,
+    )
 
 
-def _init_worker(max_bytes: int, max_concurrent: int) -> None:
+#: The embedder a pool's worker was started with (`_init_worker`); None in other processes.
+_worker_embedder: Embedder | None = None
+
+
+def portable_embedder(embedder: Embedder) -> Embedder | None:
+    """``embedder`` if a worker can run it (it says ``portable = True``: it pickles small and
+    starts fast, as ONNX Runtime's does), else None: the calling process embeds."""
+    return embedder if getattr(embedder, "portable", False) else None
+
+
+def _init_worker(max_bytes: int, max_concurrent: int, embedder: Embedder | None) -> None:
     import cv2
 
+    global _worker_embedder
     # One worker per core already: OpenCV's own threads would only fight over them.
     cv2.setNumThreads(1)
     configure_decoding(max_bytes=max_bytes, max_concurrent=max_concurrent)
+    _worker_embedder = embedder
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -93,6 +146,11 @@ def _context() -> multiprocessing.context.BaseContext:
     # open database connections. forkserver starts workers cheaply where it exists.
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def default_workers() -> int:
+    """Workers when the setting says 0: one per core (see README, "Ingest speed")."""
+    return os.cpu_count() or 1
 
 
 class PhotoPreparer:
@@ -105,15 +163,17 @@ class PhotoPreparer:
     #: What a worker runs on each photo (a test swaps in one that crashes).
     task: Callable[..., Prepared | Refused] = staticmethod(prepare_photo)
 
-    def __init__(self, *, workers: int, limits: PhotoLimits) -> None:
-        # 0: every core but the one the calling process keeps busy with the CNN and the writes
-        # (~60 ms a photo); on 2 cores a pool only adds its transfers (measured slower).
-        self.workers = workers if workers > 0 else max(1, (os.cpu_count() or 1) - 1)
+    def __init__(
+        self, *, workers: int, limits: PhotoLimits, embedder: Embedder | None = None
+    ) -> None:
+        self.workers = workers if workers > 0 else default_workers()
         if multiprocessing.current_process().daemon:
             # A daemonic process (a multiprocessing worker running jobs) may not start
             # children: prepare here instead of failing the ingest.
             self.workers = 1
         self.limits = limits
+        #: Run in the workers (`portable_embedder`); None: the calling process embeds.
+        self.embedder = embedder
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -122,7 +182,11 @@ class PhotoPreparer:
                 max_workers=self.workers,
                 mp_context=_context(),
                 initializer=_init_worker,
-                initargs=(self.limits.max_bytes, self.limits.max_concurrent_decodes),
+                initargs=(
+                    self.limits.max_bytes,
+                    self.limits.max_concurrent_decodes,
+                    self.embedder,
+                ),
             )
         return self._pool
 

@@ -79,11 +79,10 @@ class EmbedderSettings(BaseModel):
 
 
 class IngestSettings(BaseModel):
-    #: Processes decoding, thumbnailing and extracting local features of catalogue photos
-    #: while the CNN and the writes run in the calling process; 0 = one per core but the one
-    #: the calling process needs (so none on 2 cores, where the pool measured slower: 13.0
-    #: against 15.7 photos/s), 1 = all in the calling process. A pool starts only for an
-    #: ingest of more than one batch.
+    #: Processes decoding, thumbnailing, extracting local features and (with a runtime that
+    #: travels: ONNX Runtime) embedding catalogue photos while the writes run in the calling
+    #: process; 0 = one per core, 1 = all in the calling process. A pool starts only for an
+    #: ingest of more than one batch. README, "Ingest uses every core", has the figures.
     workers: int = Field(default=0, ge=0, le=64)
 
 

@@ -19,11 +19,13 @@ call this where they start, in the main thread.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kernel.settings import ThreadSettings
 
-__all__ = ["blas_threads", "configure_threads"]
+__all__ = ["blas_threads", "configure_threads", "faiss_threads"]
 
 
 def configure_threads(settings: ThreadSettings) -> None:
@@ -47,3 +49,21 @@ def blas_threads() -> dict[str, Any]:
     from threadpoolctl import threadpool_info
 
     return {i["filepath"]: i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+@contextmanager
+def faiss_threads(threads: int) -> Iterator[None]:
+    """FAISS's OpenMP threads limited to ``threads`` for the block, then restored.
+
+    For a process whose cores are taken by others (an ingest's worker pool): OpenMP's idle
+    threads spin-wait for work, and beside two busy workers on 2 cores the descriptor index's
+    add took 7 ms a photo instead of 1 (`scripts/bench_ingest.py`).
+    """
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)

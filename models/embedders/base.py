@@ -105,6 +105,8 @@ class FakeEmbedder:
 
     name = "fake"
     version = "1"
+    #: Runs in an ingest's worker processes (`ingest.prepare`), as ONNX Runtime's does.
+    portable = True
 
     def __init__(self, side: int = 8) -> None:
         self.side = side

@@ -28,6 +28,9 @@ _STD = (0.5, 0.5, 0.5)
 class OnnxEfficientNetLite0Embedder:
     name = "efficientnet-lite0"
     dim = 1280
+    #: An ingest's worker processes can run it (`ingest.prepare`): it pickles as its
+    #: parameters and the path of the exported file, and a session starts in ~0.1 s.
+    portable = True
 
     def __init__(
         self,
@@ -37,15 +40,17 @@ class OnnxEfficientNetLite0Embedder:
         scales: Sequence[float] = (1.0,),
         gem_p: float = 3.0,
         threads: int = 1,
+        model_path: Path | None = None,
     ) -> None:
         import onnxruntime as ort
 
         self.image_size = image_size
         self.scales = tuple(scales)
         self.gem_p = gem_p
+        self.threads = threads
         # The same string as the torch embedder's: the vectors are the same.
         self.version = lite0_version(image_size=image_size, scales=self.scales, gem_p=gem_p)
-        self.model_path = ensure_onnx_model(model_dir, gem_p=gem_p)
+        self.model_path = model_path or ensure_onnx_model(model_dir, gem_p=gem_p)
         options = ort.SessionOptions()
         # Threads are chosen, not left to the runtime (one per core): ingest runs the CNN
         # beside a pool of decode/SIFT workers, and a server runs requests side by side.
@@ -57,6 +62,11 @@ class OnnxEfficientNetLite0Embedder:
         self._session = ort.InferenceSession(
             str(self.model_path), options, providers=["CPUExecutionProvider"]
         )
+
+    def __reduce__(self) -> tuple[object, tuple[Path, int, tuple[float, ...], float]]:
+        # The session does not pickle: a copy opens the same exported file, with one thread
+        # (a worker process per core).
+        return _rebuild, (self.model_path, self.image_size, self.scales, self.gem_p)
 
     def _pool(self, pixels: list[np.ndarray]) -> np.ndarray:
         """GeM vectors of ``(1, 3, H, W)`` inputs, one forward pass each. Not batched, even
@@ -74,3 +84,15 @@ class OnnxEfficientNetLite0Embedder:
             pixels = [to_pixels(img, longest_side=side, mean=_MEAN, std=_STD) for img in images]
             total += l2_normalise(self._pool(pixels))
         return l2_normalise(total)
+
+
+def _rebuild(
+    model_path: Path, image_size: int, scales: tuple[float, ...], gem_p: float
+) -> OnnxEfficientNetLite0Embedder:
+    return OnnxEfficientNetLite0Embedder(
+        model_dir=model_path.parent,
+        model_path=model_path,
+        image_size=image_size,
+        scales=scales,
+        gem_p=gem_p,
+    )

@@ -6,12 +6,15 @@ from __future__ import annotations
 import io
 import os
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from ingest.photos import Outcome, PhotoItem, blob_keys, ingest_photos
 from ingest.prepare import PhotoLimits, PhotoPreparer, Prepared, Refused, prepare_photo
 from kernel.schemas import ObjectCreate
+from models.embedders.base import FakeEmbedder as FakeEmbedderForTests
+from models.images import decode_image
 from models.local_features import LocalFeatures
 from tests.utils.images import jpeg_bytes, png_bytes, textured_object
 
@@ -46,8 +49,32 @@ def test_a_prepared_photo_carries_its_thumbnail_and_local_features() -> None:
     assert LocalFeatures.from_bytes(prepared.features_blob or b"").keypoints.shape == (
         prepared.features.keypoints.shape
     )
-    # The pixel array is not carried back to the calling process a second time.
+    # Without an embedder the picture goes back for the CNN, without its pixel array.
+    assert prepared.vector is None and prepared.image is not None
     assert "array" not in prepared.image.__dict__
+
+
+def test_a_photo_embedded_in_the_worker_goes_back_without_its_picture() -> None:
+    embedder = FakeEmbedderForTests()
+    data = jpeg_bytes(textured_object(1))
+    prepared = prepare_photo(data, source="a.jpg", limits=LIMITS, embedder=embedder)
+    assert isinstance(prepared, Prepared) and prepared.image is None
+    assert prepared.vector is not None
+    decoded = decode_image(data, source="a.jpg", max_pixels=LIMITS.max_pixels)
+    np.testing.assert_array_equal(prepared.vector, embedder.embed([decoded.image])[0])
+    assert prepared.original_size == decoded.size and prepared.sha256 == decoded.sha256
+
+
+def test_a_photo_whose_vector_failed_keeps_its_picture_for_the_calling_process() -> None:
+    class Broken(FakeEmbedderForTests):
+        def embed(self, images):  # type: ignore[no-untyped-def]
+            raise RuntimeError("model cannot take it")
+
+    prepared = prepare_photo(
+        jpeg_bytes(textured_object(1)), source="a.jpg", limits=LIMITS, embedder=Broken()
+    )
+    assert isinstance(prepared, Prepared) and prepared.vector is None
+    assert prepared.image is not None
 
 
 def test_no_local_features_when_verification_is_off() -> None:
@@ -104,11 +131,16 @@ def test_a_worker_pool_stores_what_this_process_would(services, tmp_path) -> Non
             (o.source, o.outcome, o.message) for o in inline
         ]
         assert pooled_services.index.size == services.index.size == 7
+        # The workers embedded (the fake embedder travels): the same vectors.
+        emb = services.embedder
+        pooled_ids, pooled_vectors = pooled_services.catalogue.vectors(emb.name, emb.version)
+        inline_ids, inline_vectors = services.catalogue.vectors(emb.name, emb.version)
+        np.testing.assert_array_equal(pooled_vectors, inline_vectors)
         # Thumbnails made in the workers are the ones this process makes.
         for item in _items(9):
             prepared = prepare_photo(item.load(), source=item.source, limits=LIMITS)
             if isinstance(prepared, Prepared):
-                key = blob_keys(prepared.image.sha256)[1]
+                key = blob_keys(prepared.sha256)[1]
                 assert pooled_services.blobs.get(key) == services.blobs.get(key)
     finally:
         pooled_services.close()
@@ -153,9 +185,9 @@ def test_a_pool_starts_only_for_more_than_one_batch(services, monkeypatch) -> No
     asked: list[int] = []
 
     class Recording(PhotoPreparer):
-        def __init__(self, *, workers: int, limits: PhotoLimits) -> None:
+        def __init__(self, *, workers: int, limits: PhotoLimits, embedder=None) -> None:  # type: ignore[no-untyped-def]
             asked.append(workers)
-            super().__init__(workers=1, limits=limits)
+            super().__init__(workers=1, limits=limits, embedder=embedder)
 
     monkeypatch.setattr(ingest.photos, "PhotoPreparer", Recording)
     services.settings.ingest.workers = 2  # batch size 4 (tests/conftest.py)
