@@ -30,6 +30,7 @@ from ingest.catalogue_csv import iter_items, read_catalogue_csv  # noqa: E402
 from ingest.evaluation import run_eval  # noqa: E402
 from ingest.photos import Outcome, ingest_photos  # noqa: E402
 from kernel.settings import EmbedderSettings, IngestSettings, Settings  # noqa: E402
+from kernel.threads import configure_threads  # noqa: E402
 from models.embedders import Embedder, create_embedder  # noqa: E402
 from models.images import decode_image, make_thumbnail  # noqa: E402
 from models.local_features import extract_local_features  # noqa: E402
@@ -98,8 +99,13 @@ class _TreeCpu:
 
 
 def stage_table(set_dir: Path, embedders: dict[str, Embedder], count: int) -> None:
+    import cv2
+
     paths = [set_dir / row for row in _catalogue_paths(set_dir)][:count]
     stages: dict[str, list[float]] = {}
+    # One thread, as in a pool's worker: the costs add up to a photo's CPU.
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
     for path in paths:
         data = path.read_bytes()
         ms, image = _ms(lambda data=data: decode_image(data))
@@ -120,7 +126,8 @@ def stage_table(set_dir: Path, embedders: dict[str, Embedder], count: int) -> No
         eight = [_ms(lambda emb=emb: emb.embed(same))[0] / 8 for _ in range(5)]
         stages[f"CNN ({runtime}), 1 a pass"] = one
         stages[f"CNN ({runtime}), 8 a pass"] = eight
-    print(f"\nper-stage ms per photo (median of {len(paths)} photos, one process)")
+    cv2.setNumThreads(opencv_threads)
+    print(f"\nper-stage ms per photo (median of {len(paths)} photos, one process, one thread)")
     for stage, values in stages.items():
         print(f"  {stage:<24} {statistics.median(values):8.1f}")
 
@@ -168,6 +175,8 @@ def main() -> None:
     parser.add_argument("--no-queries", action="store_true")
     args = parser.parse_args()
     set_dir: Path = args.set.resolve()
+    # The threads `artmatch` itself sets (one BLAS thread), so that the figures are the CLI's.
+    configure_threads(Settings().threads)
     print(f"set {set_dir}; cores {os.cpu_count()}; load average before {os.getloadavg()}")
 
     with tempfile.TemporaryDirectory(prefix="bench-models-") as model_tmp:
