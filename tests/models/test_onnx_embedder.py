@@ -86,3 +86,18 @@ def test_onnx_embedder_takes_every_shape_as_torch_does(onnx_and_torch) -> None: 
     assert np.min(np.sum(got * want, axis=1)) > 0.99999
     # The same vector whether a photo comes alone or among others.
     np.testing.assert_allclose(got[5], onnx.embed([images[5]])[0], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_pickled_onnx_embedder_opens_the_same_file_and_gives_the_same_vectors(
+    onnx_and_torch,  # type: ignore[no-untyped-def]
+) -> None:
+    import pickle
+
+    onnx, _ = onnx_and_torch
+    copy = pickle.loads(pickle.dumps(onnx))
+    assert copy.model_path == onnx.model_path and copy.version == onnx.version
+    # What an ingest worker receives: a path, not the session (a few hundred bytes).
+    assert len(pickle.dumps(onnx)) < 2000
+    image = photographed(textured_object(5))
+    np.testing.assert_array_equal(copy.embed([image]), onnx.embed([image]))
