@@ -12,8 +12,10 @@ touch storage, so the writes stay in one process and in input order.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
+import pickle
 import traceback
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
@@ -37,6 +39,9 @@ __all__ = [
     "portable_embedder",
     "prepare_photo",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -131,14 +136,21 @@ def portable_embedder(embedder: Embedder) -> Embedder | None:
     return embedder if getattr(embedder, "portable", False) else None
 
 
-def _init_worker(max_bytes: int, max_concurrent: int, embedder: Embedder | None) -> None:
+def _init_worker(max_bytes: int, max_concurrent: int, embedder: bytes | None) -> None:
     import cv2
 
     global _worker_embedder
     # One worker per core already: OpenCV's own threads would only fight over them.
     cv2.setNumThreads(1)
     configure_decoding(max_bytes=max_bytes, max_concurrent=max_concurrent)
-    _worker_embedder = embedder
+    # Unpickled here, not with the worker's arguments: an embedder that cannot start in a
+    # worker (its model file gone, no memory for a session) must not break the pool. The
+    # photos then come back with their pictures and the calling process embeds them.
+    try:
+        _worker_embedder = pickle.loads(embedder) if embedder else None
+    except Exception:
+        _worker_embedder = None
+        log.warning("the embedder did not start in an ingest worker; embedding in the caller")
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -185,7 +197,7 @@ class PhotoPreparer:
                 initargs=(
                     self.limits.max_bytes,
                     self.limits.max_concurrent_decodes,
-                    self.embedder,
+                    pickle.dumps(self.embedder) if self.embedder is not None else None,
                 ),
             )
         return self._pool

@@ -194,3 +194,35 @@ def test_a_pool_starts_only_for_more_than_one_batch(services, monkeypatch) -> No
     ingest_photos(services, _items(3))
     ingest_photos(services, _items(9)[3:])
     assert asked == [1, 2]
+
+
+def _refuse_to_start() -> FakeEmbedderForTests:
+    raise RuntimeError("no memory for a session")
+
+
+class _StaysHome(FakeEmbedderForTests):
+    """Portable on paper, but it cannot start in a worker (its unpickling fails there)."""
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return _refuse_to_start, ()
+
+
+@pytest.mark.integration
+def test_an_embedder_that_cannot_start_in_a_worker_is_run_by_the_caller(services, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from engine.services import build_services
+    from kernel.settings import IngestSettings
+
+    pool_settings = services.settings.model_copy(
+        update={"home": tmp_path / "pool", "ingest": IngestSettings(workers=2)}
+    )
+    inline = ingest_photos(services, _items(9))
+    pooled_services = build_services(pool_settings, embedder=_StaysHome())
+    try:
+        pooled = ingest_photos(pooled_services, _items(9))
+        assert [(o.source, o.outcome) for o in pooled] == [(o.source, o.outcome) for o in inline]
+        emb = services.embedder
+        _, pooled_vectors = pooled_services.catalogue.vectors(emb.name, emb.version)
+        _, inline_vectors = services.catalogue.vectors(emb.name, emb.version)
+        np.testing.assert_array_equal(pooled_vectors, inline_vectors)
+    finally:
+        pooled_services.close()
