@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from typer.testing import CliRunner
 
 from cli.main import app
-from kernel.schemas import ObjectCreate
 from kernel.settings import Settings
 from models.local_features import FEATURES_KEY
 from storage.blobs import LocalBlobStore
 from storage.catalogue import create_catalogue
-from storage.catalogue.repository import NewPhoto
 from storage.features import FEATURES_PREFIX, FeatureStore
+from tests.utils.catalogue import add_feature_photo
 
 runner = CliRunner()
 
@@ -24,17 +22,7 @@ def test_move_features_moves_rows_once(tmp_path: Path) -> None:
     settings = Settings(home=home)
     catalogue = create_catalogue(settings.database_url)  # no store: bytes stay in the rows
     for i in range(3):
-        sha = f"{i:064x}"
-        catalogue.add_photo(
-            record=ObjectCreate(object_id=f"o{i}", institution="M"),
-            photo=NewPhoto(
-                sha256=sha, blob_key=sha, thumbnail_key=sha, width=1, height=1, format="jpeg"
-            ),
-            model="fake",
-            model_version="1",
-            vector=np.ones(4, dtype=np.float32),
-            local_features=(FEATURES_KEY, bytes([i]) * 10),
-        )
+        add_feature_photo(catalogue, i, bytes([i]) * 10)
     assert catalogue.features_in_rows() == 3
     catalogue.close()
 

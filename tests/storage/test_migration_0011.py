@@ -5,40 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from kernel.schemas import ObjectCreate
 from models.local_features import FEATURES_KEY
 from storage.blobs import MemoryBlobStore
-from storage.catalogue import Catalogue, create_catalogue
+from storage.catalogue import create_catalogue
 from storage.catalogue.index_state import IndexStates
-from storage.catalogue.repository import NewPhoto
 from storage.features import FeatureStore
 from storage.migrate import alembic_config, head_revision, upgrade
-
-
-def _add(catalogue: Catalogue, pid: int, data: bytes) -> int:
-    sha = f"{pid:064x}"
-    return catalogue.add_photo(
-        record=ObjectCreate(object_id=f"o{pid}", institution="M"),
-        photo=NewPhoto(
-            sha256=sha, blob_key=sha, thumbnail_key=sha, width=1, height=1, format="jpeg"
-        ),
-        model="fake",
-        model_version="1",
-        vector=np.ones(4, dtype=np.float32),
-        local_features=(FEATURES_KEY, data),
-    ).photo_id
+from tests.utils.catalogue import add_feature_photo
 
 
 def test_0011_keeps_feature_rows_and_triggers(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     # Rows with their bytes inline, as 0010's schema held them; then back to 0010.
     catalogue = create_catalogue(url)
-    ids = [_add(catalogue, i, bytes([i]) * 100) for i in (1, 2)]
+    ids = [add_feature_photo(catalogue, i, bytes([i]) * 100) for i in (1, 2)]
     catalogue.close()
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -73,7 +57,7 @@ def test_0011_keeps_feature_rows_and_triggers(tmp_path: Path) -> None:
 def test_0011_downgrade_refuses_when_features_were_moved(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
     catalogue = create_catalogue(url, features=FeatureStore(MemoryBlobStore()))
-    _add(catalogue, 1, b"x")
+    add_feature_photo(catalogue, 1, b"x")
     catalogue.close()
     engine = create_engine(url)
     with pytest.raises(RuntimeError, match="blob store"), engine.begin() as conn:

@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from kernel.schemas import ObjectCreate
 from models.local_features import FEATURES_KEY
 from storage.catalogue import create_catalogue
-from storage.catalogue.repository import NewPhoto
 from storage.features import FEATURES_PREFIX, FeatureStore
 from storage.s3 import S3BlobStore
+from tests.utils.catalogue import add_feature_photo
 from tests.utils.servers import S3Server, find_s3, s3_bucket
 
 pytestmark = pytest.mark.integration
@@ -46,17 +44,7 @@ def test_features_round_trip_through_s3(
     try:
         data = {}
         for i in range(24):
-            sha = f"{i:064x}"
-            pid = catalogue.add_photo(
-                record=ObjectCreate(object_id=f"o{i}", institution="M"),
-                photo=NewPhoto(
-                    sha256=sha, blob_key=sha, thumbnail_key=sha, width=1, height=1, format="jpeg"
-                ),
-                model="m",
-                model_version="1",
-                vector=np.ones(4, dtype=np.float32),
-                local_features=(FEATURES_KEY, bytes([i]) * 1000),
-            ).photo_id
+            pid = add_feature_photo(catalogue, i, bytes([i]) * 1000, model="m")
             data[pid] = bytes([i]) * 1000
         assert catalogue.features_in_rows() == 0
         assert len(list(store.keys(FEATURES_PREFIX))) == 24

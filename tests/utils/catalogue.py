@@ -1,11 +1,34 @@
-"""Build catalogue folders (CSV + photos) on disk for pipeline and CLI tests."""
+"""Build catalogue folders (CSV + photos) on disk for pipeline and CLI tests, and catalogue
+rows without photos for storage tests."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+import numpy as np
+
+from kernel.schemas import ObjectCreate
+from models.local_features import FEATURES_KEY
+from storage.catalogue import Catalogue
+from storage.catalogue.repository import NewPhoto
 from tests.utils.images import jpeg_bytes, photographed, textured_object
+
+
+def add_feature_photo(catalogue: Catalogue, n: int, features: bytes, *, model: str = "fake") -> int:
+    """A photo row of object ``o<n>`` (no blobs) whose local features are ``features``; its
+    photo id."""
+    sha = f"{n:064x}"
+    return catalogue.add_photo(
+        record=ObjectCreate(object_id=f"o{n}", institution="M"),
+        photo=NewPhoto(
+            sha256=sha, blob_key=sha, thumbnail_key=sha, width=1, height=1, format="jpeg"
+        ),
+        model=model,
+        model_version="1",
+        vector=np.ones(4, dtype=np.float32),
+        local_features=(FEATURES_KEY, features),
+    ).photo_id
 
 
 def write_catalogue(root: Path, n_objects: int = 4, photos_per_object: int = 1) -> Path:
