@@ -23,6 +23,7 @@ from service.schemas import (
     SearchResponse,
 )
 from service.uploads import read_upload
+from storage.catalogue.search_log import SearchLogFilter
 
 router = APIRouter(prefix="/api/v1")
 
@@ -97,6 +98,16 @@ _Case = Annotated[str | None, Query(max_length=500, description="Part of the cas
 _User = Annotated[str | None, Query(max_length=100)]
 
 
+def _log_filter(
+    username: _User = None, case: _Case = None, since: _Since = None, until: _Until = None
+) -> SearchLogFilter:
+    """The search log's filters from the query string (the page and its CSV export)."""
+    return log_ops.log_filter(username=username, case=case, since=since, until=until)
+
+
+_LogFilter = Annotated[SearchLogFilter, Depends(_log_filter)]
+
+
 @router.get(
     "/searches",
     response_model=Page[SearchLogOut],
@@ -106,14 +117,10 @@ _User = Annotated[str | None, Query(max_length=100)]
 def search_log(
     user: MayAudit,
     runtime: RuntimeDep,
-    username: _User = None,
-    case: _Case = None,
-    since: _Since = None,
-    until: _Until = None,
+    filters: _LogFilter,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[SearchLogOut]:
-    filters = log_ops.log_filter(username=username, case=case, since=since, until=until)
     return log_ops.search_log(runtime, filters=filters, page=page, page_size=page_size)
 
 
@@ -124,15 +131,7 @@ def search_log(
     responses={200: {"content": {"text/csv": {}}}},
     summary="The filtered search log as CSV (role: auditor; the export is logged)",
 )
-def search_log_csv(
-    user: MayAudit,
-    runtime: RuntimeDep,
-    username: _User = None,
-    case: _Case = None,
-    since: _Since = None,
-    until: _Until = None,
-) -> Response:
-    filters = log_ops.log_filter(username=username, case=case, since=since, until=until)
+def search_log_csv(user: MayAudit, runtime: RuntimeDep, filters: _LogFilter) -> Response:
     text = log_ops.search_log_csv(runtime, user, filters=filters)
     return Response(
         content=text,
