@@ -234,7 +234,7 @@ def extract_local_features(
 
     ``contrast_threshold`` (SIFT family; OpenCV's default 0.04) lower finds more, weaker
     keypoints: what a query needs to find small, tilted objects in a cluttered photo. The
-    keypoints then come strongest first, so a prefix is the best smaller set.
+    keypoints come strongest first, so a prefix is the best smaller set.
     """
     if method not in METHODS:
         raise InvalidInput(f"unknown local feature method {method!r}; valid: {METHODS}")
@@ -263,7 +263,10 @@ def extract_local_features(
             contrastThreshold=_SIFT_CONTRAST if contrast_threshold is None else contrast_threshold,
         )
     keypoints, descriptors = detector.detectAndCompute(gray, None)
-    if contrast_threshold is not None and descriptors is not None and keypoints:
+    if descriptors is not None and keypoints:
+        # Strongest first (OpenCV returns them in position order), so that any prefix is the
+        # best smaller set: the query's pairwise share, the compact descriptor index's
+        # `COMPACT_PER_PHOTO` (storage.descriptors.faiss_index).
         order = np.argsort([-kp.response for kp in keypoints], kind="stable")
         keypoints, descriptors = [keypoints[i] for i in order], descriptors[order]
     if descriptors is None or not keypoints:

@@ -12,6 +12,13 @@ Two layouts, chosen by size:
   (`engine.services.open_descriptor_index`) instead calls `train` first with a sample spread
   over the catalogue and the size it will reach, and an index grown `OUTGROWN_FACTOR` times
   past its training says so (`outgrown`) so that the next start rebuilds it.
+- **compact** (``IVF<nlist>_HNSW32,PQ16``) when a rebuild plans `COMPACT_FROM` descriptors or
+  more (a national registry: ~135,000 photos and up): each photo's strongest
+  `COMPACT_PER_PHOTO` descriptors (stored features come strongest first), 16-byte PQ codes,
+  lists found through an HNSW graph of their centroids (trained by two-level k-means, which
+  takes minutes where plain k-means over 65,536 lists would take hours on 2 cores), and
+  `COMPACT_NPROBE` lists scanned per query descriptor. 24 bytes per descriptor (16 code + 8
+  label), ~6 KB per photo: a million photos in ~6 GB of RAM, where SQ4 would need ~53 GB.
 
 SQ4 was chosen by measurement (README, "How matching works"): on the 120 seizure-lot photos
 it found 259 of 269 objects against 260 with uncompressed IVF-Flat, with no new wrong object
@@ -66,7 +73,16 @@ from storage.descriptors.registry import register_descriptor_index
 from storage.files import atomic_write, file_lock
 from storage.index.base import saved_catalogue_version
 
-__all__ = ["EXACT_MAX", "IVF_CODE", "NPROBE", "FaissDescriptorIndex", "nlist_for", "nprobe_for"]
+__all__ = [
+    "COMPACT_FROM",
+    "COMPACT_PER_PHOTO",
+    "EXACT_MAX",
+    "IVF_CODE",
+    "NPROBE",
+    "FaissDescriptorIndex",
+    "nlist_for",
+    "nprobe_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +109,18 @@ KMEANS_ITERATIONS = 10
 #: `outgrown`: the end of an ingest run (`engine.services.refresh_descriptors`) or the next
 #: start rebuilds it with more lists. Doubling keeps the total rebuild work linear.
 OUTGROWN_FACTOR = 2
+#: Planned descriptors from which a rebuild makes the compact layout: 100M (~135,000 photos
+#: of ~740) would take 7.2 GB of RAM as SQ4, a third of this 24 GB machine; chosen by memory,
+#: not by measured recall (README, "The descriptor index at a million photos").
+COMPACT_FROM = 100_000_000
+#: Descriptors per photo the compact layout indexes (its strongest: labels stay the stored
+#: keypoint positions 0..n-1). Verification still reads every stored keypoint.
+COMPACT_PER_PHOTO = 256
+#: The compact layout's codes, lists scanned per query descriptor, and the HNSW search depth
+#: of its coarse quantiser (README, "The descriptor index at a million photos").
+COMPACT_CODE = "PQ16"
+COMPACT_NPROBE = 4
+COMPACT_EF_SEARCH = 16
 
 
 def nprobe_for(size: int, nlist: int) -> int:
@@ -144,8 +172,14 @@ class FaissDescriptorIndex:
 
     @property
     def layout(self) -> str:
-        """ "exact" or "ivf"."""
-        return "exact" if isinstance(self._index, faiss.IndexIDMap2) else "ivf"
+        """ "exact", "ivf" (SQ4) or "compact" (PQ, HNSW coarse quantiser)."""
+        if isinstance(self._index, faiss.IndexIDMap2):
+            return "exact"
+        return "compact" if isinstance(faiss.downcast_index(self._ivf), faiss.IndexIVFPQ) else "ivf"
+
+    @property
+    def _ivf(self) -> Any:
+        return faiss.extract_index_ivf(self._index)
 
     @property
     def size(self) -> int:
@@ -194,6 +228,8 @@ class FaissDescriptorIndex:
 
     def add(self, photo_id: int, descriptors: np.ndarray) -> None:
         vectors = check_descriptors(descriptors, self.meta.dim)
+        if self.layout == "compact":
+            vectors = vectors[:COMPACT_PER_PHOTO]
         self._forget([int(photo_id)])
         if len(vectors):
             self._index.add_with_ids(vectors, pack_ids(int(photo_id), len(vectors)))
@@ -236,6 +272,12 @@ class FaissDescriptorIndex:
         if self.layout == "ivf":
             params = faiss.SearchParametersIVF()
             params.nprobe = nprobe_for(self.size, self.lists)
+        elif self.layout == "compact":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = COMPACT_NPROBE
+            graph = faiss.SearchParametersHNSW()
+            graph.efSearch = COMPACT_EF_SEARCH
+            params.quantizer_params = graph
         dist, labels = self._index.search(queries, k, params=params)
         dist[labels < 0] = np.inf
         photos, points = unpack_ids(labels)
@@ -247,9 +289,10 @@ class FaissDescriptorIndex:
 
     def train(self, sample: np.ndarray, *, expected: int) -> None:
         """Prepare for about ``expected`` descriptors, ``sample`` being some of them: at most
-        `EXACT_MAX` stays exact, more trains the IVF layout and moves what is held into it.
-        An index already in the IVF layout is left alone (a rebuild makes a new one)."""
-        if self.layout == "ivf" or expected <= EXACT_MAX:
+        `EXACT_MAX` stays exact, more trains the IVF layout (from `COMPACT_FROM`, the compact
+        one) and moves what is held into it. An index already trained is left alone (a
+        rebuild makes a new one)."""
+        if self.layout != "exact" or expected <= EXACT_MAX:
             return
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         if sample.ndim != 2 or sample.shape[1] != self.meta.dim:
@@ -262,17 +305,27 @@ class FaissDescriptorIndex:
         if len(sample) > keep:
             rng = np.random.default_rng(0)
             sample = sample[np.sort(rng.choice(len(sample), keep, replace=False))]
-        ivf = faiss.index_factory(self.meta.dim, f"IVF{nlist},{IVF_CODE}", faiss.METRIC_L2)
-        faiss.extract_index_ivf(ivf).cp.niter = KMEANS_ITERATIONS
-        ivf.train(sample)
-        if self.size:
-            ivf.add_with_ids(
-                self._index.index.reconstruct_n(0, self.size),
-                faiss.vector_to_array(self._index.id_map).astype(np.int64),
-            )
+        ivf = (
+            _trained_compact(sample, nlist)
+            if expected >= COMPACT_FROM
+            else _trained_ivf(sample, nlist)
+        )
+        held = self.size
+        if held:
+            vectors = self._index.index.reconstruct_n(0, held)
+            labels = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            if isinstance(faiss.downcast_index(faiss.extract_index_ivf(ivf)), faiss.IndexIVFPQ):
+                keep_rows = unpack_ids(labels)[1] < COMPACT_PER_PHOTO
+                vectors, labels = vectors[keep_rows], labels[keep_rows]
+            ivf.add_with_ids(vectors, labels)
         self._index = ivf
         self.trained_for = expected
         faiss.extract_index_ivf(ivf).nprobe = NPROBE
+        if held:
+            photos, counts = np.unique(unpack_ids(self._labels())[0], return_counts=True)
+            self._held = {pid: 0 for pid in self._held} | dict(
+                zip(photos.tolist(), counts.tolist(), strict=True)
+            )
 
     def save(self) -> None:
         """Write index then metadata, each through a temp file and rename.
@@ -322,3 +375,38 @@ class FaissDescriptorIndex:
         if not isinstance(index, expected_type) or index.ntotal != ntotal or index.d != meta.dim:
             raise IndexNotReady(f"descriptor index at {index_file} does not match its metadata")
         return cls(directory, meta, faiss_index=index, empty=empty, trained_for=trained_for)
+
+
+def _trained_ivf(sample: np.ndarray, nlist: int) -> Any:
+    """An empty ``IVF<nlist>,SQ4`` index trained on ``sample`` (FAISS's k-means)."""
+    ivf = faiss.index_factory(sample.shape[1], f"IVF{nlist},{IVF_CODE}", faiss.METRIC_L2)
+    faiss.extract_index_ivf(ivf).cp.niter = KMEANS_ITERATIONS
+    ivf.train(sample)
+    return ivf
+
+
+def _trained_compact(sample: np.ndarray, nlist: int) -> Any:
+    """An empty compact index (``IVF<nlist>_HNSW32,PQ16``) trained on ``sample``.
+
+    The lists come from two-level k-means (``faiss.contrib.clustering``: sqrt(nlist) coarse
+    clusters, each split in proportion to its points), which FAISS's own training would
+    replace with one k-means over every list; their centroids go into the HNSW quantiser
+    first, so that `train` fits only the PQ codebooks on the residuals."""
+    from faiss.contrib.clustering import two_level_clustering
+
+    dim = sample.shape[1]
+    centroids, _ = two_level_clustering(
+        sample,
+        max(int(math.sqrt(nlist)), 1),
+        nlist,
+        clustering_niter=KMEANS_ITERATIONS,
+        seed=1234,
+    )
+    ivf = faiss.index_factory(dim, f"IVF{nlist}_HNSW32,{COMPACT_CODE}", faiss.METRIC_L2)
+    quantizer = faiss.downcast_index(faiss.extract_index_ivf(ivf).quantizer)
+    quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+    # Polysemous codes (FAISS's default for IVF-PQ) serve Hamming-filtered search, which
+    # this index does not use; training them took 12 s of a 12.4 s train on 10,000 points.
+    faiss.downcast_index(faiss.extract_index_ivf(ivf)).do_polysemous_training = False
+    ivf.train(sample)  # the quantiser holds its nlist centroids: only PQ trains
+    return ivf

@@ -173,6 +173,43 @@ def test_train_plans_the_layout_from_the_expected_size(tmp_path: Path, monkeypat
     assert faiss_index.nlist_for(211_661) == 1024
 
 
+def _clustered(n: int, seed: int, centres: np.ndarray) -> np.ndarray:
+    """Unit descriptors near ``centres``: structure that PQ codes can keep apart."""
+    rng = np.random.default_rng(seed)
+    x = centres[rng.integers(0, len(centres), n)] + 0.25 * rng.normal(size=(n, 128))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_a_registry_sized_plan_makes_the_compact_layout(tmp_path: Path, monkeypatch) -> None:
+    # The sizes scaled down: the compact layout from 20,000 planned descriptors, 40 a photo.
+    monkeypatch.setattr(faiss_index, "EXACT_MAX", 4_000)
+    monkeypatch.setattr(faiss_index, "COMPACT_FROM", 20_000)
+    monkeypatch.setattr(faiss_index, "COMPACT_PER_PHOTO", 40)
+    centres = _unit(400, 99)
+    photos = {pid: _clustered(100, pid, centres) for pid in range(120)}
+    index = FaissDescriptorIndex.create(directory=tmp_path, meta=DescriptorMeta(KEY))
+    index.add(0, photos[0])  # held before training: moved in, capped
+    index.add(1, np.zeros((0, 128), np.float32))  # a blank photo stays held
+    index.train(np.vstack([photos[p] for p in range(100)]), expected=24_000)
+    assert index.layout == "compact" and index.lists == 256 and index.size == 40
+    for pid in range(2, 120):
+        index.add(pid, photos[pid])
+    # Each photo keeps its first (strongest) 40 descriptors, labelled by their position.
+    assert index.size == 119 * 40 and list(index.photo_ids()) == list(range(120))
+    _, found, points = index.search(photos[77][:40], k=1)
+    assert (found[:, 0] == 77).mean() >= 0.8
+    assert (points[found[:, 0] == 77, 0] == np.flatnonzero(found[:, 0] == 77)).mean() >= 0.8
+    _, found, _ = index.search(photos[77][40:], k=1)  # never indexed
+    assert (found[:, 0] == 77).mean() < 0.2
+    assert index.remove([77, 5]) == 80 and 77 not in index.photo_ids()
+    index.save()
+    loaded = FaissDescriptorIndex.load(tmp_path, features_key=KEY)
+    assert loaded.layout == "compact" and loaded.size == 117 * 40
+    assert 1 in loaded.photo_ids() and 77 not in loaded.photo_ids()
+    _, found, _ = loaded.search(photos[33][:40], k=1)
+    assert (found[:, 0] == 33).mean() >= 0.8
+
+
 def test_memory_twin_needs_no_training(tmp_path: Path) -> None:
     twin = _new("memory", tmp_path)
     twin.train(_unit(10, 1), expected=10**7)
