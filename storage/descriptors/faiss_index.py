@@ -70,7 +70,7 @@ from storage.descriptors.base import (
     unpack_ids,
 )
 from storage.descriptors.registry import register_descriptor_index
-from storage.files import atomic_write, file_lock
+from storage.files import atomic_write, atomic_write_with, file_lock
 from storage.index.base import saved_catalogue_version
 
 __all__ = [
@@ -275,7 +275,7 @@ class FaissDescriptorIndex:
         elif self.layout == "compact":
             params = faiss.SearchParametersIVF()
             params.nprobe = COMPACT_NPROBE
-            graph = faiss.SearchParametersHNSW()
+            graph = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in the stubs
             graph.efSearch = COMPACT_EF_SEARCH
             params.quantizer_params = graph
         dist, labels = self._index.search(queries, k, params=params)
@@ -345,7 +345,9 @@ class FaissDescriptorIndex:
                     self.meta.catalogue_version,
                 )
                 return
-            atomic_write(self._index_file, faiss.serialize_index(self._index).tobytes())
+            # Straight to the file: a serialised copy in memory would double a national
+            # registry's ~6 GB (the compact layout at a million photos).
+            atomic_write_with(self._index_file, lambda tmp: faiss.write_index(self._index, tmp))
             meta = self.meta.__dict__ | {
                 "layout": self.layout,
                 "ntotal": self.size,
@@ -363,7 +365,7 @@ class FaissDescriptorIndex:
             # Shared: a save in another process never swaps the pair between the two reads.
             with file_lock(directory / f"{stem}.lock", shared=True):
                 raw = json.loads(meta_file.read_text())
-                index = faiss.deserialize_index(np.fromfile(index_file, dtype=np.uint8))
+                index = faiss.read_index(str(index_file))
             layout, ntotal = raw.pop("layout"), raw.pop("ntotal")
             empty, trained_for = raw.pop("empty"), raw.pop("trained_for")
             meta = DescriptorMeta(**raw)
@@ -407,6 +409,7 @@ def _trained_compact(sample: np.ndarray, nlist: int) -> Any:
     quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
     # Polysemous codes (FAISS's default for IVF-PQ) serve Hamming-filtered search, which
     # this index does not use; training them took 12 s of a 12.4 s train on 10,000 points.
-    faiss.downcast_index(faiss.extract_index_ivf(ivf)).do_polysemous_training = False
+    pq_index: Any = faiss.downcast_index(faiss.extract_index_ivf(ivf))
+    pq_index.do_polysemous_training = False
     ivf.train(sample)  # the quantiser holds its nlist centroids: only PQ trains
     return ivf

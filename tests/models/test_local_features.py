@@ -100,3 +100,16 @@ def test_very_wide_or_tall_photos_keep_enough_pixels_across(shape):
     feats = extract_local_features(strip)
     assert len(feats) > 20
     assert feats.keypoints[:, 0].max() < shape[1] and feats.keypoints[:, 1].max() < shape[0]
+
+
+def test_stored_keypoints_come_strongest_first():
+    # OpenCV keeps the strongest keypoints but returns them in position order; stored features
+    # are sorted, so a prefix (the compact descriptor index's share of a photo) is the strongest.
+    img = textured(5, (400, 300))
+    many = extract_local_features(img, max_keypoints=1000)
+    few = extract_local_features(img, max_keypoints=60)
+    assert len(many) > 200 and len(few) == 60
+    # Not all 60: OpenCV's own cut ranks points before it assigns orientations (a point can
+    # come back twice). In position order, as OpenCV returns them, 9 of these 60 were shared.
+    strongest = {tuple(p) for p in np.round(many.keypoints[:60], 2)}
+    assert len(strongest & {tuple(p) for p in np.round(few.keypoints, 2)}) >= 40
