@@ -1,6 +1,6 @@
 """``faiss``: the catalogue's local descriptors in FAISS, saved as files (the default type).
 
-Two layouts, chosen by size:
+Three layouts, chosen by size:
 
 - **exact** (``IndexIDMap2(IndexFlatL2)``) while the index holds at most `EXACT_MAX`
   descriptors (about ten photos): nothing to train, every neighbour exact. A query's ~4,000
@@ -192,7 +192,7 @@ class FaissDescriptorIndex:
 
     @property
     def outgrown(self) -> bool:
-        return self.layout == "ivf" and self.size > OUTGROWN_FACTOR * self.trained_for
+        return self.layout != "exact" and self.size > OUTGROWN_FACTOR * self.trained_for
 
     def adopt(self, rebuilt: DescriptorIndex) -> None:
         if not isinstance(rebuilt, FaissDescriptorIndex):

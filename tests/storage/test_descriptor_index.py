@@ -204,10 +204,12 @@ def test_a_registry_sized_plan_makes_the_compact_layout(tmp_path: Path, monkeypa
     assert index.remove([77, 5]) == 80 and 77 not in index.photo_ids()
     index.save()
     loaded = FaissDescriptorIndex.load(tmp_path, features_key=KEY)
-    assert loaded.layout == "compact" and loaded.size == 117 * 40
+    assert loaded.layout == "compact" and loaded.size == 117 * 40 and not loaded.outgrown
     assert 1 in loaded.photo_ids() and 77 not in loaded.photo_ids()
     _, found, _ = loaded.search(photos[33][:40], k=1)
     assert (found[:, 0] == 33).mean() >= 0.8
+    loaded.trained_for = 2_000  # grown past twice its plan: the next start rebuilds it
+    assert loaded.outgrown
 
 
 def test_memory_twin_needs_no_training(tmp_path: Path) -> None:
