@@ -216,9 +216,16 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--per-photo", type=int, default=faiss_index.COMPACT_PER_PHOTO)
     parser.add_argument("--nprobe", type=int, default=faiss_index.COMPACT_NPROBE)
+    parser.add_argument(
+        "--query-descriptors", type=int, default=faiss_index.COMPACT_QUERY_DESCRIPTORS
+    )
+    parser.add_argument(
+        "--real-only", action="store_true", help="plan for --photos, add only the real ones"
+    )
     args = parser.parse_args()
     # Settings to compare against the defaults (module constants, read at every add/search).
     faiss_index.COMPACT_PER_PHOTO, faiss_index.COMPACT_NPROBE = args.per_photo, args.nprobe
+    faiss_index.COMPACT_QUERY_DESCRIPTORS = args.query_descriptors
     faiss.omp_set_num_threads(2)
     features, objects, queries = real_catalogue()
     real = len(features)
@@ -245,6 +252,8 @@ def main() -> None:
     stored = _Stored(features)
     report = {"real": run_queries(index, stored, objects, queries)}
     print(json.dumps(report["real"], indent=1), flush=True)
+    if args.real_only:
+        return
     fill(index, real, args.photos - real, perturb=args.perturb)
     print(f"{index.size:,} descriptors in {args.photos:,} photos", flush=True)
     t0 = time.perf_counter()

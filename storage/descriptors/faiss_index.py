@@ -121,6 +121,8 @@ COMPACT_PER_PHOTO = 256
 COMPACT_CODE = "PQ16"
 COMPACT_NPROBE = 4
 COMPACT_EF_SEARCH = 16
+#: Query descriptors the compact layout searches (the strongest; None: all, up to 4,000).
+COMPACT_QUERY_DESCRIPTORS: int | None = None
 
 
 def nprobe_for(size: int, nlist: int) -> int:
@@ -269,6 +271,7 @@ class FaissDescriptorIndex:
                 np.full((n, k), -1, np.int32),
             )
         params = None
+        searched = len(queries)
         if self.layout == "ivf":
             params = faiss.SearchParametersIVF()
             params.nprobe = nprobe_for(self.size, self.lists)
@@ -278,7 +281,14 @@ class FaissDescriptorIndex:
             graph = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in the stubs
             graph.efSearch = COMPACT_EF_SEARCH
             params.quantizer_params = graph
-        dist, labels = self._index.search(queries, k, params=params)
+            # The query's strongest descriptors only (query features come strongest first);
+            # the rest get no neighbour, as if nothing were near them.
+            searched = min(searched, COMPACT_QUERY_DESCRIPTORS or searched)
+        dist = np.full((len(queries), k), np.inf, np.float32)
+        labels = np.full((len(queries), k), -1, np.int64)
+        dist[:searched], labels[:searched] = self._index.search(
+            queries[:searched], k, params=params
+        )
         dist[labels < 0] = np.inf
         photos, points = unpack_ids(labels)
         return dist, photos, points
