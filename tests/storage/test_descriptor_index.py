@@ -201,6 +201,10 @@ def test_a_registry_sized_plan_makes_the_compact_layout(tmp_path: Path, monkeypa
     assert (points[found[:, 0] == 77, 0] == np.flatnonzero(found[:, 0] == 77)).mean() >= 0.8
     _, found, _ = index.search(photos[77][40:], k=1)  # never indexed
     assert (found[:, 0] == 77).mean() < 0.2
+    monkeypatch.setattr(faiss_index, "COMPACT_QUERY_DESCRIPTORS", 10)  # the strongest 10 only
+    _, found, _ = index.search(photos[33][:40], k=1)
+    assert (found[10:] == -1).all() and (found[:10, 0] == 33).mean() >= 0.8
+    monkeypatch.setattr(faiss_index, "COMPACT_QUERY_DESCRIPTORS", None)
     assert index.remove([77, 5]) == 80 and 77 not in index.photo_ids()
     index.save()
     loaded = FaissDescriptorIndex.load(tmp_path, features_key=KEY)
