@@ -209,6 +209,35 @@ def fill(index: FaissDescriptorIndex, first_id: int, photos: int, *, perturb: in
     ivf.ntotal = index._index.ntotal = int(offset.sum())
 
 
+def trained_index(
+    directory: Path, photos: int, sample: np.ndarray, *, augment: bool
+) -> FaissDescriptorIndex:
+    """An empty index planned as a rebuild plans it for ``photos`` photos, trained on
+    ``sample``. With ``augment``, a sample short of the points the planned lists want is
+    topped up with noisy copies of its own descriptors, so that the lists are as many (and as
+    short) as a real catalogue of that size would train; without, fewer lists are trained."""
+    index = FaissDescriptorIndex.create(directory=directory, meta=DescriptorMeta(FEATURES_KEY))
+    planned = photos * PLANNED_PER_PHOTO
+    want = index.training_points(planned)
+    rng = np.random.default_rng(0)
+    if len(sample) >= want:
+        train = sample[np.sort(rng.choice(len(sample), want, replace=False))]
+    elif augment:
+        extra = sample[rng.integers(0, len(sample), want - len(sample))]
+        extra = extra + rng.normal(scale=0.02, size=extra.shape).astype(np.float32)
+        train = np.vstack([sample, extra / np.linalg.norm(extra, axis=1, keepdims=True)])
+    else:
+        train = sample
+    t0 = time.perf_counter()
+    index.train(train, expected=planned)
+    print(
+        f"trained for {planned:,} descriptors on {len(train):,} ({len(sample):,} real): "
+        f"{index.layout}, {index.lists:,} lists, {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+    return index
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--photos", type=int, default=1_000_000)
@@ -222,6 +251,9 @@ def main() -> None:
     parser.add_argument(
         "--real-only", action="store_true", help="plan for --photos, add only the real ones"
     )
+    parser.add_argument(
+        "--augment", action="store_true", help="top the training sample up (trained_index)"
+    )
     args = parser.parse_args()
     # Settings to compare against the defaults (module constants, read at every add/search).
     faiss_index.COMPACT_PER_PHOTO, faiss_index.COMPACT_NPROBE = args.per_photo, args.nprobe
@@ -232,19 +264,8 @@ def main() -> None:
     print(f"{real:,} real photos, {len(queries)} queries", flush=True)
     sample = np.vstack([matching_descriptors(LocalFeatures.from_bytes(b)) for b in features])
     directory = args.workdir / "artmatch-bench-descriptors"
-    index = FaissDescriptorIndex.create(directory=directory, meta=DescriptorMeta(FEATURES_KEY))
-    t0 = time.perf_counter()
-    planned = args.photos * PLANNED_PER_PHOTO
-    want = index.training_points(planned)
-    rng = np.random.default_rng(0)
-    train = sample[np.sort(rng.choice(len(sample), min(want, len(sample)), replace=False))]
-    index.train(train, expected=planned)
-    del train
-    print(
-        f"trained for {planned:,} descriptors: {index.layout}, {index.lists:,} lists, "
-        f"{time.perf_counter() - t0:.0f} s",
-        flush=True,
-    )
+    index = trained_index(directory, args.photos, sample, augment=args.augment)
+    del sample
     t0 = time.perf_counter()
     for pid, blob in enumerate(features):
         index.add(pid, matching_descriptors(LocalFeatures.from_bytes(blob)))

@@ -268,11 +268,12 @@ SECTIONS: dict[str, Callable[..., list[dict[str, str]]]] = {
 
 
 #: Sections that are scripts of their own: ingest photos/s, listings/s with 1 and 2 workers,
-#: the local-descriptor index at a million photos.
+#: the local-descriptor index and the whole query at a million photos.
 _SCRIPTS = {
     "ingest": ("bench_ingest.py", "--repeats", "1", "--no-queries"),
     "batch": ("bench_batch.py", "--listings", "1000", "--workers", "1,2"),
     "descriptors": ("bench_descriptors.py", "--photos", "1000000", "--perturb", "16"),
+    "whole-query": ("bench_whole_query.py", "--photos", "1000000"),
 }
 
 

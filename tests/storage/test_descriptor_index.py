@@ -204,7 +204,7 @@ def test_a_registry_sized_plan_makes_the_compact_layout(tmp_path: Path, monkeypa
     monkeypatch.setattr(faiss_index, "COMPACT_QUERY_DESCRIPTORS", 10)  # the strongest 10 only
     _, found, _ = index.search(photos[33][:40], k=1)
     assert (found[10:] == -1).all() and (found[:10, 0] == 33).mean() >= 0.8
-    monkeypatch.setattr(faiss_index, "COMPACT_QUERY_DESCRIPTORS", None)
+    monkeypatch.setattr(faiss_index, "COMPACT_QUERY_DESCRIPTORS", 2_500)
     assert index.remove([77, 5]) == 80 and 77 not in index.photo_ids()
     index.save()
     loaded = FaissDescriptorIndex.load(tmp_path, features_key=KEY)
