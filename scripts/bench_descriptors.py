@@ -136,6 +136,11 @@ def run_queries(
         # A lot also shows unrelated items made from distractor photos, which are catalogue
         # photos here: finding one is right, so only a painting not in the photo is wrong.
         r["wrong"].append(len({o for o in named - set(truth) if not o.startswith("distractor:")}))
+    return summarise(results)
+
+
+def summarise(results: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    """Per query set: p50/p95 of its ``ms`` and the sums of its counts."""
     return {
         name: {
             "queries": len(r["ms"]),

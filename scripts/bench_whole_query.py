@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_descriptors import EVAL, fill, trained_index  # noqa: E402
+from bench_descriptors import EVAL, fill, summarise, trained_index  # noqa: E402
 
 from engine.search import search  # noqa: E402
 from engine.services import Services  # noqa: E402
@@ -83,17 +82,7 @@ def run(services: Services, queries: list[Query]) -> dict[str, dict[str, float]]
             if group != "seizure-lots" or not o.startswith("distractor:")
         ]
         r["wrong"].append(bool(wrong))
-    return {
-        group: {
-            "queries": len(r["ms"]),
-            "p50_ms": statistics.median(r["ms"]),
-            "p95_ms": float(np.percentile(r["ms"], 95)),
-            "found": sum(r["found"]),
-            "objects": sum(r["objects"]),
-            "wrong": sum(r["wrong"]),
-        }
-        for group, r in per.items()
-    }
+    return summarise(per)
 
 
 def main() -> None:
