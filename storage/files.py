@@ -15,21 +15,13 @@ __all__ = ["atomic_write", "atomic_write_with", "file_lock"]
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it
     over ``path`` (atomic on POSIX): a crash leaves the old file or the new, never a mix."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def atomic_write_with(path: Path, write: Callable[[str], None]) -> None:
+def atomic_write_with(path: Path, write: Callable[[str], object]) -> None:
     """`atomic_write` for a writer that takes a file name (``faiss.write_index``): the data
-    goes from the writer to disk without a second copy in memory."""
+    goes from the writer to disk without a second copy in memory. ``write`` fills the
+    temporary file; it is flushed to disk and renamed over ``path``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:
