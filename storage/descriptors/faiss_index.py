@@ -320,27 +320,19 @@ class FaissDescriptorIndex:
         if len(sample) > keep:
             rng = np.random.default_rng(0)
             sample = sample[np.sort(rng.choice(len(sample), keep, replace=False))]
-        ivf = (
-            _trained_compact(sample, nlist)
-            if expected >= COMPACT_FROM
-            else _trained_ivf(sample, nlist)
-        )
-        held = self.size
-        if held:
-            vectors = self._index.index.reconstruct_n(0, held)
+        compact = expected >= COMPACT_FROM
+        ivf = _trained_compact(sample, nlist) if compact else _trained_ivf(sample, nlist)
+        if self.size:
+            vectors = self._index.index.reconstruct_n(0, self.size)
             labels = faiss.vector_to_array(self._index.id_map).astype(np.int64)
-            if isinstance(faiss.downcast_index(faiss.extract_index_ivf(ivf)), faiss.IndexIVFPQ):
+            if compact:  # each photo's first COMPACT_PER_PHOTO keypoints, as `add` keeps
                 keep_rows = unpack_ids(labels)[1] < COMPACT_PER_PHOTO
                 vectors, labels = vectors[keep_rows], labels[keep_rows]
+                self._held = {pid: min(n, COMPACT_PER_PHOTO) for pid, n in self._held.items()}
             ivf.add_with_ids(vectors, labels)
         self._index = ivf
         self.trained_for = expected
         faiss.extract_index_ivf(ivf).nprobe = NPROBE
-        if held:
-            photos, counts = np.unique(unpack_ids(self._labels())[0], return_counts=True)
-            self._held = {pid: 0 for pid in self._held} | dict(
-                zip(photos.tolist(), counts.tolist(), strict=True)
-            )
 
     def save(self) -> None:
         """Write index then metadata, each through a temp file and rename.
