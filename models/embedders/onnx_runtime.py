@@ -47,7 +47,6 @@ class OnnxEfficientNetLite0Embedder:
         self.image_size = image_size
         self.scales = tuple(scales)
         self.gem_p = gem_p
-        self.threads = threads
         # The same string as the torch embedder's: the vectors are the same.
         self.version = lite0_version(image_size=image_size, scales=self.scales, gem_p=gem_p)
         self.model_path = model_path or ensure_onnx_model(model_dir, gem_p=gem_p)
