@@ -289,11 +289,11 @@ class FaissDescriptorIndex:
             # The query's strongest descriptors only (query features come strongest first);
             # the rest get no neighbour, as if nothing were near them.
             searched = min(searched, COMPACT_QUERY_DESCRIPTORS or searched)
-        dist = np.full((len(queries), k), np.inf, np.float32)
-        labels = np.full((len(queries), k), -1, np.int64)
-        dist[:searched], labels[:searched] = self._index.search(
-            queries[:searched], k, params=params
-        )
+        dist, labels = self._index.search(queries[:searched], k, params=params)
+        if searched < len(queries):  # the rest: no neighbour
+            rest = len(queries) - searched
+            dist = np.vstack([dist, np.full((rest, k), np.inf, np.float32)])
+            labels = np.vstack([labels, np.full((rest, k), -1, np.int64)])
         dist[labels < 0] = np.inf
         photos, points = unpack_ids(labels)
         return dist, photos, points
