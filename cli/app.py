@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from kernel.errors import InvalidInput
+from kernel.memory import keep_freed_memory
 from kernel.settings import Settings, get_settings
 from kernel.threads import configure_threads
 
@@ -102,6 +103,7 @@ def _root(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
     # Every command: numpy's BLAS threads would fight torch and OpenCV for the cores.
     configure_threads(get_settings().threads)
+    keep_freed_memory(get_settings().keep_freed_mb)
     if home is None:
         return
     if home.exists() and not home.is_dir():

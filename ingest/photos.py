@@ -130,6 +130,7 @@ def _limits(services: Services) -> PhotoLimits:
         max_concurrent_decodes=settings.max_concurrent_decodes,
         thumbnail_px=settings.storage.thumbnail_px,
         features=settings.match.verify,
+        keep_freed_mb=settings.keep_freed_mb,
     )
 
 

@@ -149,10 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    from kernel.settings import ThreadSettings
+    from kernel.memory import keep_freed_memory
+    from kernel.settings import Settings, ThreadSettings
     from kernel.threads import configure_threads
 
     configure_threads(ThreadSettings())  # as the service, the worker and the CLI do
+    keep_freed_memory(Settings().keep_freed_mb)
     rng = np.random.default_rng(a.seed + 1)
     with tempfile.TemporaryDirectory() as tmp:
         catalogue = create_catalogue(f"sqlite:///{tmp}/catalogue.sqlite3")

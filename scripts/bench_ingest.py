@@ -29,6 +29,7 @@ from engine.services import build_services  # noqa: E402
 from ingest.catalogue_csv import iter_items, read_catalogue_csv  # noqa: E402
 from ingest.evaluation import run_eval  # noqa: E402
 from ingest.photos import Outcome, ingest_photos  # noqa: E402
+from kernel.memory import keep_freed_memory  # noqa: E402
 from kernel.settings import EmbedderSettings, IngestSettings, Settings  # noqa: E402
 from kernel.threads import configure_threads  # noqa: E402
 from models.embedders import Embedder, create_embedder  # noqa: E402
@@ -177,6 +178,7 @@ def main() -> None:
     set_dir: Path = args.set.resolve()
     # The threads `artmatch` itself sets (one BLAS thread), so that the figures are the CLI's.
     configure_threads(Settings().threads)
+    keep_freed_memory(Settings().keep_freed_mb)
     print(f"set {set_dir}; cores {os.cpu_count()}; load average before {os.getloadavg()}")
 
     with tempfile.TemporaryDirectory(prefix="bench-models-") as model_tmp:

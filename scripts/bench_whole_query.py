@@ -38,6 +38,7 @@ from bench_descriptors import EVAL, fill, summarise, trained_index  # noqa: E402
 from engine.search import search  # noqa: E402
 from engine.services import Services  # noqa: E402
 from ingest.evaluation import eval_catalogue, wrong_matches  # noqa: E402
+from kernel.memory import keep_freed_memory  # noqa: E402
 from kernel.settings import get_settings  # noqa: E402
 from kernel.threads import configure_threads  # noqa: E402
 from models.embedders import create_embedder  # noqa: E402
@@ -97,6 +98,7 @@ def main() -> None:
     faiss_index.COMPACT_QUERY_DESCRIPTORS = args.query_descriptors
     settings = get_settings()
     configure_threads(settings.threads)  # as the service: one BLAS thread
+    keep_freed_memory(settings.keep_freed_mb)
     embedder = create_embedder(
         settings.embedder.model_copy(update={"model_dir": settings.model_path})
     )

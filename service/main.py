@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from kernel.i18n import install_jinja
+from kernel.memory import keep_freed_memory
 from kernel.settings import Settings, WebSettings, get_settings
 from kernel.threads import configure_threads
 from service.errors import document_errors, install_error_handlers
@@ -67,6 +68,7 @@ def create_app(
     # Here, in the thread that builds the app (OpenBLAS ignores a limit set from another
     # thread, and a test client runs the lifespan in one), and again in the lifespan.
     configure_threads((settings or get_settings()).threads)
+    keep_freed_memory((settings or get_settings()).keep_freed_mb)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from engine.services import Services, build_services
 from kernel.enums import JobStatus
+from kernel.memory import keep_freed_memory
 from kernel.settings import Settings, WebSettings
 from kernel.threads import configure_threads
 from service.jobs import JobRunner, listing_source
@@ -47,6 +48,7 @@ def run_worker(
     queued; returns the number of jobs run."""
     web = web or WebSettings()
     configure_threads(settings.threads)
+    keep_freed_memory(settings.keep_freed_mb)
     # Built once: between jobs the indexes catch up with the catalogue's changes in place
     # (`Services.refresh`), which reads only what changed; reopening them read every vector.
     services = services or build_services(settings)

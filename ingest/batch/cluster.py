@@ -21,6 +21,7 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_wo
 from engine.services import Services, build_services
 from ingest.batch.work import ListingOutcome, ListingTask, compute_chunk
 from kernel.errors import ArtmatchError
+from kernel.memory import keep_freed_memory
 from kernel.settings import Settings
 
 __all__ = ["PLUGIN_NAME", "DaskMapper", "ServicesPlugin", "compute_on_worker", "open_cluster"]
@@ -48,6 +49,8 @@ class ServicesPlugin(WorkerPlugin):
         self.services: Services | None = None
 
     def setup(self, worker: Any) -> None:
+        # The worker's process, once: SIFT's buffers reused from listing to listing.
+        keep_freed_memory(self.settings.keep_freed_mb)
         self.services = (self.build or build_services)(self.settings)
 
     def teardown(self, worker: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import platform
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from models.embedders.base import FakeEmbedder as FakeEmbedderForTests
 from models.images import decode_image
 from models.local_features import LocalFeatures
 from tests.utils.images import jpeg_bytes, png_bytes, textured_object
+from tests.utils.memory import mapped_with_a_large_buffer
 
 LIMITS = PhotoLimits(
     max_pixels=90_000_000,
@@ -170,6 +172,28 @@ def test_a_worker_that_dies_sinks_only_its_photo() -> None:
         results = [preparer.result(f, d, source=s) for f, d, s in futures]
     assert isinstance(results[0], Prepared) and isinstance(results[2], Prepared)
     assert isinstance(results[1], Refused)
+
+
+def report_mapped_bytes(data: bytes, *, source: str, limits: PhotoLimits) -> Refused:
+    """What the worker's allocator maps for a 16 MB buffer, as a refusal's message."""
+    return Refused(str(mapped_with_a_large_buffer()))
+
+
+class _Probing(PhotoPreparer):
+    task = staticmethod(report_mapped_bytes)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_pool_workers_keep_freed_memory_as_the_settings_say() -> None:
+    mapped = {}
+    for keep in (256, 0):
+        limits = PhotoLimits(**{**LIMITS.__dict__, "keep_freed_mb": keep})
+        with _Probing(workers=2, limits=limits) as preparer:
+            result = preparer.result(preparer.submit(b"", source="x"), b"", source="x")
+        assert isinstance(result, Refused)
+        mapped[keep] = int(result.message)
+    # Kept: served from the heap, whose freed pages SIFT's next pyramid reuses.
+    assert mapped[256] < 16 * 2**20 <= mapped[0]
 
 
 def test_a_daemonic_process_prepares_in_itself(monkeypatch: pytest.MonkeyPatch) -> None:
