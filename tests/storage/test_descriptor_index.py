@@ -173,6 +173,27 @@ def test_train_plans_the_layout_from_the_expected_size(tmp_path: Path, monkeypat
     assert faiss_index.nlist_for(211_661) == 1024
 
 
+def _lists_trained_on(sample: np.ndarray, directory: Path) -> np.ndarray:
+    index = FaissDescriptorIndex.create(directory=directory, meta=DescriptorMeta(KEY))
+    index.train(sample, expected=40_000)
+    quantizer = faiss_index.faiss.extract_index_ivf(index._index).quantizer
+    return quantizer.reconstruct_n(0, index.lists)
+
+
+def test_training_depends_on_the_descriptors_not_their_order(tmp_path: Path, monkeypatch) -> None:
+    # Stored keypoints came in position order before issue 13 and strongest first since: the
+    # same descriptors must train the same lists, subsampled (6,000 points for 128 lists of
+    # 40) or not.
+    monkeypatch.setattr(faiss_index, "EXACT_MAX", 4_000)
+    sample = _unit(6_000, 1)
+    shuffled = sample[np.random.default_rng(7).permutation(len(sample))]
+    lists = _lists_trained_on(sample, tmp_path)
+    assert np.array_equal(lists, _lists_trained_on(shuffled, tmp_path))
+    # The seed, on the other hand, draws other lists: the comparison can tell.
+    monkeypatch.setattr(faiss_index, "KMEANS_SEED", 4321)
+    assert not np.allclose(lists, _lists_trained_on(sample, tmp_path))
+
+
 def _clustered(n: int, seed: int, centres: np.ndarray) -> np.ndarray:
     """Unit descriptors near ``centres``: structure that PQ codes can keep apart."""
     rng = np.random.default_rng(seed)
