@@ -3,11 +3,11 @@ the CNN vector where the embedder can travel to a worker.
 
 It runs in a pool of worker processes (`PhotoPreparer`) while the calling process does the
 writes, so an ingest uses every core. Measured on the 2-core reference machine (museum photos,
-one thread each): decode 2, thumbnail 4, SIFT 42-46 (80 before workers kept freed memory:
-`kernel.memory`), compressing the features 0.4, the CNN 11 ms with its resize. Workers get
-bytes and give back what was computed, not the decoded picture: sending a picture back cost
-more CPU than computing the vector from it (~50 ms a photo, issue 13). They never touch
-storage, so the writes stay in one process and in input order.
+one thread each): decode 2, thumbnail 4, SIFT 42-46 (58-66 before workers kept freed memory,
+`kernel.memory`; 80 in a fresh process), compressing the features 0.4, the CNN 11 ms with its
+resize. Workers get bytes and give back what was computed, not the decoded picture: sending a
+picture back cost more CPU than computing the vector from it (~50 ms a photo, issue 13). They
+never touch storage, so the writes stay in one process and in input order.
 """
 
 from __future__ import annotations
