@@ -426,6 +426,9 @@ def _trained_compact(sample: np.ndarray, nlist: int) -> Any:
         nlist,
         clustering_niter=KMEANS_ITERATIONS,
         seed=KMEANS_SEED,
+        # Only silences FAISS's "please provide at least N training points" on stderr (the
+        # sub-clusters of a split hold fewer than 39 a list by design); the lists are the same.
+        min_points_per_centroid=1,
     )
     ivf = faiss.index_factory(dim, f"IVF{nlist}_HNSW32,{COMPACT_CODE}", faiss.METRIC_L2)
     quantizer = faiss.downcast_index(faiss.extract_index_ivf(ivf).quantizer)

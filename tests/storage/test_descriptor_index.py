@@ -237,6 +237,15 @@ def test_a_registry_sized_plan_makes_the_compact_layout(tmp_path: Path, monkeypa
     assert loaded.outgrown
 
 
+def test_a_compact_training_prints_no_faiss_warnings(capfd: pytest.CaptureFixture[str]) -> None:
+    # 40 points a list, as `train` gives it, split over 16 coarse clusters: FAISS used to warn
+    # on stderr for every sub-clustering left with fewer than 39 points a list.
+    sample = _unit(40 * 256, 3)
+    index = faiss_index._trained_compact(sample, 256)
+    assert index.is_trained and faiss_index.faiss.extract_index_ivf(index).nlist == 256
+    assert "WARNING clustering" not in capfd.readouterr().err
+
+
 def test_memory_twin_needs_no_training(tmp_path: Path) -> None:
     twin = _new("memory", tmp_path)
     twin.train(_unit(10, 1), expected=10**7)
