@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,7 @@ from storage.index.snapshots import latest_snapshot, load_snapshot, save_snapsho
 if TYPE_CHECKING:
     from engine.search.filters import FilterCache
     from models.embedders import Embedder
+    from models.local_features import LocalFeatures
 
 __all__ = [
     "CATCH_UP_BATCH",
@@ -49,6 +50,7 @@ __all__ = [
     "open_descriptor_index",
     "open_index",
     "snapshots_enabled",
+    "rebuild_descriptors",
     "refresh_descriptors",
 ]
 
@@ -421,25 +423,34 @@ def _not_behind(states: IndexStates, version: int, saved: int) -> int:
 def refresh_descriptors(services: Services) -> bool:
     """Rebuild the descriptor index from the stored features if it has outgrown its
     training (an IVF index trained on its first 10,000 descriptors searches a catalogue of
-    200,000 several times slower than one trained for it); returns whether it did.
+    200,000 several times slower than one trained for it); returns whether it did."""
+    if not services.descriptors.outgrown:
+        return False
+    rebuild_descriptors(services)
+    return True
+
+
+def rebuild_descriptors(
+    services: Services, *, held: Mapping[int, LocalFeatures] | None = None
+) -> None:
+    """Train a new descriptor index for the catalogue and fill it from the stored features,
+    or from ``held`` for the photos it has (an ingest run's, still in memory: not read back
+    from the blob store). The same index either way.
 
     The rebuilt index replaces the contents of ``services.descriptors`` in place, so a
     service's lock wrapper and every holder see it.
     """
     from models.local_features import FEATURES_KEY
 
-    if not services.descriptors.outgrown:
-        return False
     settings = services.settings
     rebuilt = create_descriptor_index(
         settings.index.descriptor_kind,
         directory=settings.index_path,
         meta=DescriptorMeta(features_key=FEATURES_KEY),
     )
-    _fill_descriptor_index(rebuilt, services.catalogue, FEATURES_KEY)
+    _fill_descriptor_index(rebuilt, services.catalogue, FEATURES_KEY, held=held)
     services.descriptors.adopt(rebuilt)
     log.info("descriptor index retrained for %d descriptors", services.descriptors.size)
-    return True
 
 
 def _photo_descriptors(photo_id: int, blob: bytes) -> np.ndarray:
@@ -458,8 +469,29 @@ def _spread(ids: list[int], count: int) -> list[int]:
     return ids[:: max(1, len(ids) // max(count, 1))]
 
 
+def _descriptors_of(
+    catalogue: Catalogue,
+    ids: Sequence[int],
+    method: str,
+    held: Mapping[int, LocalFeatures] | None = None,
+) -> dict[int, np.ndarray]:
+    """``{photo id: descriptors}`` of ``ids``: from ``held`` where it has them, else from the
+    stored features (one parallel batch of blob reads). A photo gone since is left out."""
+    from models.local_features import matching_descriptors
+
+    held = held or {}
+    found = {pid: matching_descriptors(held[pid]) for pid in ids if pid in held}
+    stored = catalogue.local_features([pid for pid in ids if pid not in held], method)
+    found.update((pid, _photo_descriptors(pid, blob)) for pid, blob in stored.items())
+    return found
+
+
 def _training_sample(
-    index: DescriptorIndex, catalogue: Catalogue, method: str, ids: list[int]
+    index: DescriptorIndex,
+    catalogue: Catalogue,
+    method: str,
+    ids: list[int],
+    held: Mapping[int, LocalFeatures] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Descriptors of photos spread over the catalogue, as many as ``index`` wants to train
     for the expected total (`DescriptorIndex.training_points`), and that total.
@@ -468,36 +500,36 @@ def _training_sample(
     rebuild: at 1.48M descriptors their 74k points capped the index at 1,024 lists of ~1,450
     descriptors, which tripled query time; the sample now grows to what the lists need."""
     chosen = _spread(ids, TRAIN_PHOTOS)
-    parts = [
-        _photo_descriptors(pid, blob)
-        for pid, blob in catalogue.local_features(chosen, method).items()
-    ]
+    parts = list(_descriptors_of(catalogue, chosen, method, held).values())
     per_photo = max(sum(len(p) for p in parts) / max(len(parts), 1), 1.0)
     expected = round(per_photo * len(ids))
     wanted = index.training_points(expected)
     photos = min(len(ids), math.ceil(1.1 * wanted / per_photo))
     if photos > len(chosen):
         more = sorted(set(_spread(ids, photos)) - set(chosen))
-        parts += [
-            _photo_descriptors(pid, blob)
-            for pid, blob in catalogue.local_features(more, method).items()
-        ]
+        parts += _descriptors_of(catalogue, more, method, held).values()
     return np.concatenate(parts), expected
 
 
-def _fill_descriptor_index(index: DescriptorIndex, catalogue: Catalogue, method: str) -> None:
+def _fill_descriptor_index(
+    index: DescriptorIndex,
+    catalogue: Catalogue,
+    method: str,
+    held: Mapping[int, LocalFeatures] | None = None,
+) -> None:
     """Train ``index`` on photos spread over the catalogue, then add every photo's
-    descriptors, a batch of stored features at a time."""
+    descriptors in photo id order, a batch at a time (``held``: as `rebuild_descriptors`)."""
     ids = catalogue.local_feature_ids(method)
     if not ids:
         return
-    sample, expected = _training_sample(index, catalogue, method, ids)
+    sample, expected = _training_sample(index, catalogue, method, ids, held)
     index.train(sample, expected=expected)
     del sample
     # A batch's blobs are fetched in parallel, one batch at a time: memory stays bounded.
-    for batch in catalogue.iter_local_features(method, batch=CATCH_UP_BATCH):
-        for photo_id, blob in batch:
-            index.add(photo_id, _photo_descriptors(photo_id, blob))
+    for start in range(0, len(ids), CATCH_UP_BATCH):
+        batch = _descriptors_of(catalogue, ids[start : start + CATCH_UP_BATCH], method, held)
+        for photo_id in sorted(batch):
+            index.add(photo_id, batch[photo_id])
 
 
 def build_services(settings: Settings, *, embedder: Embedder | None = None) -> Services:

@@ -112,6 +112,10 @@ class LockedDescriptors:
         with self._lock:
             return bool(self._inner.outgrown)
 
+    def outgrown_after(self, counts: Sequence[int]) -> bool:
+        with self._lock:
+            return bool(self._inner.outgrown_after(counts))
+
     def photo_ids(self) -> np.ndarray:
         with self._lock:
             return self._inner.photo_ids()  # type: ignore[no-any-return]

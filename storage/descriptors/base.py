@@ -125,6 +125,11 @@ class DescriptorIndex(Protocol):
         would search faster."""
         ...
 
+    def outgrown_after(self, counts: Sequence[int]) -> bool:
+        """True when adding new photos of ``counts`` descriptors each is sure to leave it
+        `outgrown`: an ingest run then rebuilds it instead of adding them first."""
+        ...
+
     def adopt(self, rebuilt: DescriptorIndex) -> None:
         """Take over the contents of ``rebuilt`` (an index of the same kind, rebuilt from
         the stored features), in place: holders of this object see the new one."""

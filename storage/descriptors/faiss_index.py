@@ -205,6 +205,21 @@ class FaissDescriptorIndex:
     def outgrown(self) -> bool:
         return self.layout != "exact" and self.size > OUTGROWN_FACTOR * self.trained_for
 
+    def outgrown_after(self, counts: Sequence[int]) -> bool:
+        if self.layout == "compact":  # `add` keeps a photo's strongest COMPACT_PER_PHOTO
+            counts = [min(n, COMPACT_PER_PHOTO) for n in counts]
+        sizes = self.size + np.cumsum(np.asarray(counts, dtype=np.int64))
+        if not len(sizes):
+            return self.outgrown
+        trained_for = self.trained_for
+        if self.layout == "exact":
+            # `add` trains the IVF layout for the size it holds once it passes EXACT_MAX.
+            crossing = np.flatnonzero(sizes > EXACT_MAX)
+            if not len(crossing):
+                return False
+            trained_for = int(sizes[crossing[0]])
+        return bool(sizes[-1] > OUTGROWN_FACTOR * trained_for)
+
     def adopt(self, rebuilt: DescriptorIndex) -> None:
         if not isinstance(rebuilt, FaissDescriptorIndex):
             raise TypeError("a FAISS descriptor index adopts only another one")

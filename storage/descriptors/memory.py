@@ -93,6 +93,9 @@ class MemoryDescriptorIndex:
     def outgrown(self) -> bool:
         return False
 
+    def outgrown_after(self, counts: Sequence[int]) -> bool:
+        return False
+
     def adopt(self, rebuilt: DescriptorIndex) -> None:
         if not isinstance(rebuilt, MemoryDescriptorIndex):
             raise TypeError("a memory descriptor index adopts only another one")

@@ -143,3 +143,69 @@ def test_a_rebuild_reads_enough_photos_to_train_every_planned_list(
     # Trained up front for the whole catalogue, not when adding crossed the exact limit.
     assert index.layout == "ivf" and index.lists == 64
     assert index.trained_for > 0.8 * index.size
+
+
+def test_a_first_import_trains_once_on_the_features_it_holds(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faiss
+
+    from engine import services as engine_services
+    from storage.descriptors import faiss_index
+
+    monkeypatch.setattr(faiss_index, "EXACT_MAX", 2600)
+    index_type = faiss_index.FaissDescriptorIndex
+    trainings: list[int] = []
+    read_back: list[int] = []
+    train, read = index_type.train, engine_services._photo_descriptors
+
+    def spy_train(self: faiss_index.FaissDescriptorIndex, sample: np.ndarray, *, expected: int):
+        trainings.append(expected)
+        train(self, sample, expected=expected)
+
+    def spy_read(photo_id: int, blob: bytes) -> np.ndarray:
+        read_back.append(photo_id)
+        return read(photo_id, blob)
+
+    monkeypatch.setattr(index_type, "train", spy_train)
+    monkeypatch.setattr(engine_services, "_photo_descriptors", spy_read)
+    services = build_services(settings, embedder=FakeEmbedder())
+    try:
+        root = tmp_path / "cat"
+        ingest_photos(services, iter_items(read_catalogue_csv(write_catalogue(root, n_objects=60))))
+        index = services.descriptors
+        assert isinstance(index, index_type) and index.layout == "ivf"
+        # One training, for the whole run, on features still in memory: none read back.
+        assert trainings == [index.trained_for] and not read_back
+        # The very index a rebuild from the stored features makes.
+        rebuilt, _ = open_descriptor_index(settings, services.catalogue, force_rebuild=True)
+        assert isinstance(rebuilt, index_type) and read_back
+        assert faiss.serialize_index(rebuilt._index).tobytes() == (
+            faiss.serialize_index(index._index).tobytes()
+        )
+    finally:
+        services.close()
+
+
+def test_a_run_holds_a_bounded_number_of_descriptors(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest import photos
+
+    monkeypatch.setattr(photos, "HELD_DESCRIPTORS_MAX", 300)
+    held: list[int] = []
+    hold = photos._HeldFeatures.hold
+
+    def spy_hold(self: photos._HeldFeatures, photo_id: int, features: LocalFeatures) -> None:
+        hold(self, photo_id, features)
+        held.append(self.count)
+
+    monkeypatch.setattr(photos._HeldFeatures, "hold", spy_hold)
+    root = write_catalogue(tmp_path / "cat", n_objects=8)
+    ingest_photos(services, iter_items(read_catalogue_csv(root)))
+    ids = sorted(services.catalogue.local_feature_ids(FEATURES_KEY))
+    stored = services.catalogue.local_features(ids, FEATURES_KEY)
+    assert max(held) <= 300 and len(held) == len(ids)
+    assert list(services.descriptors.photo_ids()) == ids
+    counts = [len(LocalFeatures.from_bytes(blob)) for blob in stored.values()]
+    assert services.descriptors.size == sum(counts)

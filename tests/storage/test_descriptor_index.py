@@ -159,6 +159,34 @@ def test_exact_until_it_outgrows_then_ivf(tmp_path: Path, monkeypatch) -> None:
     assert loaded.outgrown
 
 
+@pytest.mark.parametrize(
+    ("held", "adding", "outgrown"),
+    [
+        ([], [1_000, 1_000], False),  # stays exact
+        ([], [2_000, 2_000], False),  # trains for 4,000 on the way
+        ([], [2_000, 2_000, 4_000], False),  # ... and reaches twice that
+        ([], [2_000, 2_000, 4_001], True),  # ... and passes it
+        ([2_000], [1_001, 2_000, 3_000], True),  # trains for 3,001
+        ([2_000], [500, 4_000, 2_000], False),  # trains for 6,500 on the way
+        ([2_000, 1_500], [], False),  # trained for 3,500
+        ([2_000, 1_500], [0, 3_500], False),
+        ([2_000, 1_500], [3_501], True),
+    ],
+)
+def test_outgrown_after_says_what_adding_the_photos_would_leave(
+    tmp_path: Path, monkeypatch, held: list[int], adding: list[int], outgrown: bool
+) -> None:
+    monkeypatch.setattr(faiss_index, "EXACT_MAX", 3_000)
+    index = FaissDescriptorIndex.create(directory=tmp_path, meta=DescriptorMeta(KEY))
+    for pid, count in enumerate(held):
+        index.add(pid, _unit(count, pid))
+    assert index.outgrown_after(adding) is outgrown
+    # What adding them one by one does.
+    for pid, count in enumerate(adding, start=100):
+        index.add(pid, _unit(count, pid) if count else np.zeros((0, 128), np.float32))
+    assert index.outgrown is outgrown
+
+
 def test_train_plans_the_layout_from_the_expected_size(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(faiss_index, "EXACT_MAX", 4_000)
     small = FaissDescriptorIndex.create(directory=tmp_path, meta=DescriptorMeta(KEY))
