@@ -11,14 +11,19 @@ torch's threads are the embedder's (``ARTMATCH_EMBEDDER__THREADS``, set where th
 built: `models.embedders`). OpenCV keeps its default (one per core) unless the setting says
 otherwise: the query's SIFT measured faster with both cores.
 
-Set at run time through threadpoolctl, not by environment variables before numpy loads: the
-settings are only known once numpy is already imported. OpenBLAS takes the limit only from the
-process's main thread (measured: a call from another thread is ignored), so the entry points
-call this where they start, in the main thread.
+Set at run time through threadpoolctl for the libraries already loaded (OpenBLAS takes the
+limit only from the process's main thread: measured, a call from another thread is ignored, so
+the entry points call this where they start, in the main thread), and through
+``OPENBLAS_NUM_THREADS`` for those loaded later and for child processes. The CLI gets here
+before numpy is imported: threadpoolctl alone had limited nothing there, and numpy's OpenBLAS
+thread spun between calls beside an ingest's two workers (13 s of CPU in a 94 s import of
+3,982 photos, `perf`). FAISS's own OpenBLAS is an OpenMP build that ignores the variable; it
+follows FAISS's OpenMP threads (`faiss_threads`) unless threadpoolctl found it loaded.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,7 +41,11 @@ def configure_threads(settings: ThreadSettings) -> None:
     if settings.blas > 0:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(limits=settings.blas, user_api="blas")
+        # The OpenBLAS copies loaded from now on (numpy's and OpenCV's read it as they load)
+        # and the processes this one starts: the CLI gets here before numpy is imported,
+        # when threadpoolctl finds nothing to limit.
+        os.environ["OPENBLAS_NUM_THREADS"] = str(settings.blas)
+        threadpool_limits(limits=settings.blas, user_api="blas")  # those already loaded
     if settings.opencv > 0:
         import cv2
 

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -61,3 +66,32 @@ def test_every_cli_command_starts_with_one_blas_thread(
     result = CliRunner().invoke(cli_app, ["--home", str(settings.home), "db", "current"])
     assert result.exit_code == 0, result.output
     assert _threads() == {1}
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: OpenBLAS's default is 1 too")
+def test_a_blas_loaded_after_the_start_takes_the_limit_too() -> None:
+    # The CLI sets the threads before numpy is imported. threadpoolctl alone then found
+    # nothing to limit, and numpy's and OpenCV's OpenBLAS ran a thread per core whose
+    # spinning between calls took CPU from the ingest's workers.
+    code = (
+        "import json\n"
+        "from kernel.settings import ThreadSettings\n"
+        "from kernel.threads import blas_threads, configure_threads\n"
+        "configure_threads(ThreadSettings(blas=1))\n"
+        "import numpy, cv2\n"
+        "print(json.dumps(blas_threads()))\n"
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    threads = json.loads(done.stdout.splitlines()[-1])
+    assert any("numpy" in path for path in threads)
+    assert set(threads.values()) == {1}, threads
