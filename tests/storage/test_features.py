@@ -64,10 +64,10 @@ def catalogue(tmp_path: Path, migrated_catalogue: Path, store: BlobStore) -> Ite
     cat.close()
 
 
-def _add(cat: Catalogue, n: int, data: bytes) -> int:
+def _add(cat: Catalogue, n: int, data: bytes, *, object_id: str | None = None) -> int:
     sha = f"{n:064x}"
     ref = cat.add_photo(
-        record=ObjectCreate(object_id=f"obj-{n}", institution="M"),
+        record=ObjectCreate(object_id=object_id or f"obj-{n}", institution="M"),
         photo=NewPhoto(
             sha256=sha,
             blob_key=f"photos/{sha}",
@@ -193,26 +193,7 @@ def test_adding_a_photo_takes_a_fixed_handful_of_statements(catalogue: Catalogue
     photo_id, new = statements(lambda: _add(catalogue, 2, _features(2).to_bytes()))
     assert sorted(new) == ["INSERT"] * 4 + ["SELECT"] * 3
     # Another photo of an object already there: no insert of the object.
-    sha = f"{3:064x}"
-    ref, more = statements(
-        lambda: (
-            catalogue.add_photo(
-                record=ObjectCreate(object_id="obj-2", institution="M"),
-                photo=NewPhoto(
-                    sha256=sha,
-                    blob_key=f"photos/{sha}",
-                    thumbnail_key=f"t/{sha}",
-                    width=1,
-                    height=1,
-                    format="jpeg",
-                ),
-                model="fake",
-                model_version="1",
-                vector=np.ones(4, dtype=np.float32),
-                local_features=(FEATURES_KEY, _features(3).to_bytes()),
-            ).photo_id
-        )
-    )
+    ref, more = statements(lambda: _add(catalogue, 3, _features(3).to_bytes(), object_id="obj-2"))
     assert sorted(more) == ["INSERT"] * 3 + ["SELECT"] * 3
     assert [p.photo_id for p in catalogue.photos_of("obj-2")] == [photo_id, ref]
     assert catalogue.photos_of("obj-2")[0].institution == "M"
