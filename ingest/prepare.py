@@ -17,6 +17,9 @@ import logging
 import multiprocessing
 import os
 import pickle
+import select
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
@@ -35,6 +38,7 @@ from models.local_features import LocalFeatures, extract_local_features
 __all__ = [
     "PhotoLimits",
     "default_workers",
+    "exit_with",
     "PhotoPreparer",
     "Prepared",
     "Refused",
@@ -143,11 +147,17 @@ def portable_embedder(embedder: Embedder) -> Embedder | None:
 
 
 def _init_worker(
-    max_bytes: int, max_concurrent: int, keep_freed_mb: int, embedder: bytes | None
+    max_bytes: int,
+    max_concurrent: int,
+    keep_freed_mb: int,
+    embedder: bytes | None,
+    caller: int | None = None,
 ) -> None:
     import cv2
 
     global _worker_embedder
+    if caller is not None:
+        exit_with(caller)
     # One worker per core already: OpenCV's own threads would only fight over them.
     cv2.setNumThreads(1)
     # SIFT's pyramid buffers reused from photo to photo, not faulted in afresh (80 -> 42 ms).
@@ -161,6 +171,47 @@ def _init_worker(
     except Exception:
         _worker_embedder = None
         log.warning("the embedder did not start in an ingest worker; embedding in the caller")
+
+
+def exit_with(caller: int) -> None:
+    """End this process as soon as process ``caller`` (the one that started the pool) ends.
+
+    Nothing else would: a pool's workers wait on a queue whose write end each of them holds
+    too, and the forkserver stays up while its children hold its pipe, so an import killed
+    with SIGKILL (or by the kernel's OOM killer) left its workers and the forkserver alive
+    for good, ~130 MB each (seen after the crash-recovery test). A thread waits on a pidfd
+    of the caller (Linux), else checks every second that it still exists.
+    """
+    try:
+        handle: int | None = os.pidfd_open(caller)
+    except ProcessLookupError:
+        os._exit(_ORPHANED)
+    except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
+        handle = None
+
+    def wait() -> None:
+        if handle is not None:
+            select.select([handle], [], [])  # readable once the process has ended
+        else:
+            while _exists(caller):
+                time.sleep(1.0)
+        os._exit(_ORPHANED)
+
+    threading.Thread(target=wait, name="artmatch-caller-watch", daemon=True).start()
+
+
+#: The exit status of a worker whose caller ended before it.
+_ORPHANED = 3
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -209,6 +260,7 @@ class PhotoPreparer:
                     self.limits.max_concurrent_decodes,
                     self.limits.keep_freed_mb,
                     pickle.dumps(self.embedder) if self.embedder is not None else None,
+                    os.getpid(),
                 ),
             )
         return self._pool

@@ -174,6 +174,60 @@ def test_a_worker_that_dies_sinks_only_its_photo() -> None:
     assert isinstance(results[1], Refused)
 
 
+_KILLED_CALLER = """
+import multiprocessing.forkserver as fs, sys, time
+from ingest.prepare import PhotoPreparer
+from tests.ingest.test_prepare import LIMITS
+from tests.utils.images import jpeg_bytes, textured_object
+
+preparer = PhotoPreparer(workers=2, limits=LIMITS)
+data = jpeg_bytes(textured_object(1))
+for f in [preparer.submit(data, source="a.jpg") for _ in range(4)]:
+    f.result()
+pids = [*preparer._pool._processes, fs._forkserver._forkserver_pid]
+print(*pids, flush=True)
+time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_a_killed_caller_takes_its_workers_and_forkserver_with_it() -> None:
+    # An import killed with SIGKILL (or by the OOM killer) had left its pool's workers and
+    # the forkserver running for good.
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    with subprocess.Popen(
+        [sys.executable, "-c", _KILLED_CALLER], cwd=root, stdout=subprocess.PIPE, text=True
+    ) as caller:
+        try:
+            assert caller.stdout is not None
+            pids = [int(p) for p in caller.stdout.readline().split()]
+            assert len(pids) == 3 and all(_running(p) for p in pids)
+        finally:
+            caller.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if _running(p)]
+    for pid in left:  # do not leave them to the next test run either
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"still running after their caller was killed: {left}"
+
+
 def report_mapped_bytes(data: bytes, *, source: str, limits: PhotoLimits) -> Refused:
     """What the worker's allocator maps for a 16 MB buffer, as a refusal's message."""
     return Refused(str(mapped_with_a_large_buffer()))
