@@ -158,10 +158,10 @@ class _HeldFeatures:
         counts = [len(f) for f in self.features.values()]
         if counts and self.services.descriptors.outgrown_after(counts):
             rebuild_descriptors(self.services, held=self.features)
+            self.features, self.count = {}, 0
         else:
             self._add_all()
             refresh_descriptors(self.services)
-        self.features, self.count = {}, 0
 
     def _add_all(self) -> None:
         # In photo order, as they were stored: the index is the one adding each at once made.
